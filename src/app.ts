@@ -1,0 +1,94 @@
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import { createDispatcher } from './dispatch/dispatcher.ts';
+import { createPool } from './dispatch/pool.ts';
+import { createServer } from './http/server.ts';
+import { createIntake } from './intake.ts';
+import { createCommitter } from './queue/committer.ts';
+import { openDb } from './queue/db.ts';
+import { createDepth } from './queue/depth.ts';
+import { migrate } from './queue/migrate.ts';
+import { createStore } from './queue/store.ts';
+import { runtimePaths } from './runtime.ts';
+
+// Wires the service together; every part gets its dependencies passed in.
+
+export interface AppOptions {
+  config: Readonly<Config>;
+  log: Logger;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Short on the service: a synchronous SQLite busy-wait blocks the whole event loop. */
+const SERVICE_BUSY_TIMEOUT_MS = 250;
+const RESYNC_MS = 5000;
+
+export async function createApp(opts: AppOptions) {
+  const { config, log } = opts;
+  const paths = runtimePaths();
+  const db = openDb(config.dbPath, { busyTimeoutMs: 5000, nativeBinding: paths.nativeBinding, createDir: true });
+  const { from, to } = migrate(db);
+  if (from !== to) log.info({ from, to, db: config.dbPath }, 'database migrated');
+  db.pragma(`busy_timeout = ${SERVICE_BUSY_TIMEOUT_MS}`);
+
+  const store = createStore(db);
+  const committer = createCommitter(db);
+  const depth = createDepth(store, config.queueMaxSize);
+  const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: config.workerConcurrency });
+  const dispatcher = createDispatcher({
+    config, store, committer, depth, pool, log, nativeBinding: paths.nativeBinding,
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.random ? { random: opts.random } : {}),
+  });
+  const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, ...(opts.now ? { now: opts.now } : {}) });
+  let ready = false;
+  const server = createServer({
+    host: config.host,
+    port: config.port,
+    intake,
+    log,
+    health: { ready: () => ready, queue: () => ({ depth: depth.value, max: depth.max }) },
+  });
+  const resync = setInterval(() => {
+    try {
+      depth.resync();
+    } catch (err) {
+      log.warn({ err: String(err) }, 'queue depth resync failed');
+    }
+  }, RESYNC_MS);
+  resync.unref();
+
+  let stopping: Promise<void> | null = null;
+
+  return {
+    server,
+    db,
+    depth,
+    dispatcher,
+    async start(): Promise<void> {
+      await server.start();
+      dispatcher.start();
+      ready = true;
+      const { address, port } = server.info;
+      log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value }, 'listening');
+    },
+    /** Graceful stop: refuse new requests, finish or release in-flight work, close the db. */
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        ready = false;
+        intake.close();
+        clearInterval(resync);
+        await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
+        const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
+        committer.flush();
+        await pool.destroy();
+        db.close();
+        log.info({ released }, 'stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+export type App = Awaited<ReturnType<typeof createApp>>;

@@ -1,0 +1,173 @@
+import { Command, CommanderError, Option } from 'commander';
+import { CONFIG_VARIABLES, loadConfig } from '../config.ts';
+import { isChargegateError } from '../core/errors.ts';
+import { openDb, type Db } from '../queue/db.ts';
+import { migrate } from '../queue/migrate.ts';
+import { runtimePaths } from '../runtime.ts';
+import { serve } from '../serve.ts';
+import { aclAdd, aclImport, aclList, aclRemove, checkExpiry, checkStation, checkToken } from './acl.ts';
+import { stationAdd, stationList, stationRemove } from './stations.ts';
+import { table } from './usage.ts';
+
+// The command line (SPEC §6). Exit codes: 0 done, 1 the operation failed, 2 bad usage.
+
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const DEFAULT_DB = './data/chargegate.db';
+const CLI_BUSY_TIMEOUT_MS = 5000;
+
+function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T): T {
+  const path = dbFlag ?? (io.env.DB_PATH || DEFAULT_DB);
+  const db = openDb(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding: runtimePaths().nativeBinding, createDir: true });
+  try {
+    migrate(db);
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function buildProgram(io: CliIo, version: string): Command {
+  const program = new Command('chargegate')
+    .description('Asynchronous EV-charging authorization gateway')
+    .version(`chargegate ${version} (node ${process.version})`, '-v, --version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  const serveCmd = program
+    .command('serve', { isDefault: true })
+    .description('run the service (the default command)');
+  for (const v of CONFIG_VARIABLES) {
+    serveCmd.addOption(new Option(`${v.flag} <value>`, `overrides ${v.env}`).default(undefined));
+  }
+  serveCmd.action(async (opts: Record<string, string | undefined>) => {
+    const flags: Record<string, string | undefined> = {};
+    for (const v of CONFIG_VARIABLES) {
+      const key = v.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+      if (opts[key] !== undefined) flags[v.env] = opts[key];
+    }
+    await serve(loadConfig(io.env, flags));
+  });
+
+  const dbOption = () => new Option('--db <path>', 'SQLite file (default: $DB_PATH or ./data/chargegate.db)');
+
+  const acl = program.command('acl').description('manage the access-control list');
+  acl
+    .command('add <token>')
+    .description('add or replace a token entry')
+    .option('--station <uuid>', 'allow only at this station (repeatable; none = every station)', collect, [])
+    .option('--expires <iso>', 'expiry, ISO-8601 (e.g. 2027-01-31T23:59:59Z)')
+    .option('--blocked', 'the token is blocked', false)
+    .option('--note <text>', 'free text for admins')
+    .addOption(dbOption())
+    .action((token: string, o: { station: string[]; expires?: string; blocked: boolean; note?: string; db?: string }) => {
+      const entry = {
+        token: checkToken(token),
+        stations: o.station.map(checkStation),
+        expires_at: o.expires ? checkExpiry(o.expires) : null,
+        blocked: o.blocked,
+        note: o.note ?? null,
+      };
+      withDb(io, o.db, (db) => aclAdd(db, entry));
+      io.out(`acl: added ${entry.token.slice(0, 4)}…${entry.token.slice(-4)}\n`);
+    });
+  acl
+    .command('remove <token>')
+    .description('remove a token entry')
+    .addOption(dbOption())
+    .action((token: string, o: { db?: string }) => {
+      const removed = withDb(io, o.db, (db) => aclRemove(db, token));
+      if (!removed) {
+        io.err('acl: no such token\n');
+        process.exitCode = 1;
+        return;
+      }
+      io.out('acl: removed\n');
+    });
+  acl
+    .command('list')
+    .description('list token entries (tokens masked unless --full)')
+    .option('--json', 'JSON output for scripts', false)
+    .option('--full', 'show full tokens', false)
+    .addOption(dbOption())
+    .action((o: { json: boolean; full: boolean; db?: string }) => {
+      const rows = withDb(io, o.db, (db) => aclList(db, o.full));
+      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['token', 'stations', 'expires_at', 'blocked', 'note'])}\n`);
+    });
+  acl
+    .command('import <file>')
+    .description('import a CSV (header: token,stations,expires_at,blocked,note)')
+    .option('--replace', 'remove every entry that is not in the file', false)
+    .addOption(dbOption())
+    .action((file: string, o: { replace: boolean; db?: string }) => {
+      const r = withDb(io, o.db, (db) => aclImport(db, file, o.replace));
+      io.out(`acl: imported ${r.imported}, removed ${r.removed}\n`);
+    });
+
+  const stations = program.command('stations').description("manage the site's registered stations");
+  stations
+    .command('add <station_id>')
+    .description('register a station')
+    .option('--name <name>', 'a name for admins')
+    .addOption(dbOption())
+    .action((id: string, o: { name?: string; db?: string }) => {
+      const sid = checkStation(id);
+      withDb(io, o.db, (db) => stationAdd(db, sid, o.name ?? null));
+      io.out(`stations: added ${sid}\n`);
+    });
+  stations
+    .command('remove <station_id>')
+    .description('unregister a station')
+    .addOption(dbOption())
+    .action((id: string, o: { db?: string }) => {
+      const sid = checkStation(id);
+      const removed = withDb(io, o.db, (db) => stationRemove(db, sid));
+      if (!removed) {
+        io.err('stations: no such station\n');
+        process.exitCode = 1;
+        return;
+      }
+      io.out('stations: removed\n');
+    });
+  stations
+    .command('list')
+    .description('list registered stations')
+    .option('--json', 'JSON output for scripts', false)
+    .addOption(dbOption())
+    .action((o: { json: boolean; db?: string }) => {
+      const rows = withDb(io, o.db, (db) => stationList(db));
+      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['station_id', 'name', 'created_at'])}\n`);
+    });
+
+  for (const cmd of [program, ...program.commands, ...acl.commands, ...stations.commands]) {
+    cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
+  }
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function runCli(argv: string[], io: CliIo, version: string): Promise<number> {
+  const program = buildProgram(io, version);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; commander has already printed its one-line message.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (isChargegateError(err)) {
+      io.err(`chargegate: ${err.message}\n`);
+      return err.code === 'CG_ERR_USAGE' || err.code === 'CG_ERR_CONFIG' ? 2 : 1;
+    }
+    io.err(`chargegate: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

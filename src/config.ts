@@ -1,0 +1,136 @@
+import { availableParallelism } from 'node:os';
+import { ChargegateError } from './core/errors.ts';
+
+// The only reader of process.env. Flags win over environment variables, which win over
+// defaults (SPEC §6); every value is validated here and the result is frozen.
+
+export interface Config {
+  port: number;
+  host: string;
+  dbPath: string;
+  authorizationTimeoutMs: number;
+  callbackTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  queueMaxSize: number;
+  workers: number;
+  callbackMaxAttempts: number;
+  callbackRetryBaseMs: number;
+  callbackRetryMaxMs: number;
+  callbackSigningSecret: string | null;
+  callbackAllowedHosts: string[] | null;
+  authorizerUrl: string | null;
+  authorizerProtocol: 'json' | 'ocpi';
+  authorizerToken: string | null;
+  retentionDays: number;
+  cacheDir: string | null;
+  /** Grace period for in-flight work on SIGTERM before leases are released. */
+  shutdownTimeoutMs: number;
+  /** Async tasks one worker thread runs at once (callback POSTs overlap on I/O). */
+  workerConcurrency: number;
+}
+
+type Source = Record<string, string | undefined>;
+
+interface Spec {
+  key: keyof Config;
+  env: string;
+  flag: string;
+  parse: (raw: string) => unknown;
+  def: unknown;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function int(min: number, max: number) {
+  return (raw: string): number => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new Error(`expected an integer from ${min} to ${max}`);
+    const n = Number(raw.trim());
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`expected an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function nonEmpty(raw: string): string {
+  if (raw.trim() === '') throw new Error('must not be empty');
+  return raw;
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string): T => {
+    const v = raw.trim().toLowerCase() as T;
+    if (!values.includes(v)) throw new Error(`expected one of ${values.join(', ')}`);
+    return v;
+  };
+}
+
+function httpUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error('expected an absolute http(s) URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('expected an absolute http(s) URL');
+  return raw;
+}
+
+function list(raw: string): string[] {
+  const items = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (items.length === 0) throw new Error('expected a comma-separated list');
+  return items;
+}
+
+const DAY_MS_MAX = 24 * 3600 * 1000;
+
+const SPECS: Spec[] = [
+  { key: 'port', env: 'PORT', flag: '--port', parse: int(0, 65535), def: 8080 },
+  { key: 'host', env: 'HOST', flag: '--host', parse: nonEmpty, def: '0.0.0.0' },
+  { key: 'dbPath', env: 'DB_PATH', flag: '--db', parse: nonEmpty, def: './data/chargegate.db' },
+  { key: 'authorizationTimeoutMs', env: 'AUTHORIZATION_TIMEOUT_MS', flag: '--authorization-timeout-ms', parse: int(1, 600_000), def: 30_000 },
+  { key: 'callbackTimeoutMs', env: 'CALLBACK_TIMEOUT_MS', flag: '--callback-timeout-ms', parse: int(1, 600_000), def: 10_000 },
+  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', parse: oneOf(LOG_LEVELS), def: 'info' },
+  { key: 'queueMaxSize', env: 'QUEUE_MAX_SIZE', flag: '--queue-max-size', parse: int(1, 100_000_000), def: 10_000 },
+  { key: 'workers', env: 'WORKERS', flag: '--workers', parse: int(1, 256), def: null },
+  { key: 'callbackMaxAttempts', env: 'CALLBACK_MAX_ATTEMPTS', flag: '--callback-max-attempts', parse: int(1, 1000), def: 10 },
+  { key: 'callbackRetryBaseMs', env: 'CALLBACK_RETRY_BASE_MS', flag: '--callback-retry-base-ms', parse: int(1, DAY_MS_MAX), def: 1000 },
+  { key: 'callbackRetryMaxMs', env: 'CALLBACK_RETRY_MAX_MS', flag: '--callback-retry-max-ms', parse: int(1, 7 * DAY_MS_MAX), def: 3_600_000 },
+  { key: 'callbackSigningSecret', env: 'CALLBACK_SIGNING_SECRET', flag: '--callback-signing-secret', parse: nonEmpty, def: null },
+  { key: 'callbackAllowedHosts', env: 'CALLBACK_ALLOWED_HOSTS', flag: '--callback-allowed-hosts', parse: list, def: null },
+  { key: 'authorizerUrl', env: 'AUTHORIZER_URL', flag: '--authorizer-url', parse: httpUrl, def: null },
+  { key: 'authorizerProtocol', env: 'AUTHORIZER_PROTOCOL', flag: '--authorizer-protocol', parse: oneOf(['json', 'ocpi']), def: 'json' },
+  { key: 'authorizerToken', env: 'AUTHORIZER_TOKEN', flag: '--authorizer-token', parse: nonEmpty, def: null },
+  { key: 'retentionDays', env: 'RETENTION_DAYS', flag: '--retention-days', parse: int(1, 36_500), def: 30 },
+  { key: 'cacheDir', env: 'CHARGEGATE_CACHE_DIR', flag: '--cache-dir', parse: nonEmpty, def: null },
+  { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', parse: int(0, 600_000), def: 10_000 },
+  { key: 'workerConcurrency', env: 'WORKER_CONCURRENCY', flag: '--worker-concurrency', parse: int(1, 1024), def: 64 },
+];
+
+/** Environment variable names and their flags, for `--help` and the README. */
+export const CONFIG_VARIABLES = SPECS.map(({ env, flag, def }) => ({ env, flag, def }));
+
+/**
+ * Builds the frozen configuration. `flags` holds values given on the command line, keyed
+ * by environment variable name; an invalid value names the flag or variable it came from.
+ */
+export function loadConfig(env: Source, flags: Source = {}): Readonly<Config> {
+  const out: Record<string, unknown> = {};
+  for (const spec of SPECS) {
+    const fromFlag = flags[spec.env];
+    const raw = fromFlag ?? env[spec.env];
+    if (raw === undefined || (fromFlag === undefined && raw === '')) {
+      out[spec.key] = spec.def;
+      continue;
+    }
+    try {
+      out[spec.key] = spec.parse(raw);
+    } catch (err) {
+      const name = fromFlag !== undefined ? spec.flag : spec.env;
+      throw new ChargegateError('CG_ERR_CONFIG', `invalid ${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
+    }
+  }
+  if (out.workers === null) out.workers = availableParallelism();
+  if ((out.callbackRetryBaseMs as number) > (out.callbackRetryMaxMs as number)) {
+    throw new ChargegateError('CG_ERR_CONFIG', 'invalid CALLBACK_RETRY_BASE_MS: must not exceed CALLBACK_RETRY_MAX_MS');
+  }
+  return Object.freeze(out) as unknown as Readonly<Config>;
+}

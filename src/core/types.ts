@@ -1,0 +1,54 @@
+// Plain data shapes that cross the thread boundary between dispatch and workers/.
+
+export type DecisionStatus = 'allowed' | 'not_allowed' | 'unknown' | 'invalid';
+export type DecisionSource = 'local_list' | 'system';
+export type RequestState = 'queued' | 'authorizing' | 'delivering' | 'delivered' | 'failed';
+
+export interface DecideItem {
+  id: string;
+  station_id: string;
+  driver_token: string;
+}
+
+export interface DecideTask {
+  dbPath: string;
+  /** Path of the better-sqlite3 addon when it is not resolvable from node_modules (the executable). */
+  nativeBinding?: string | undefined;
+  /** Wall-clock ms used for expiry checks, so the main thread's clock rules. */
+  now: number;
+  items: DecideItem[];
+}
+
+export interface Decision {
+  id: string;
+  status: DecisionStatus;
+  reason: string;
+  source: DecisionSource;
+  latency_ms: number;
+}
+
+export interface DeliverItem {
+  id: string;
+  url: string;
+  /** The exact JSON body; built on the main thread so every retry sends the same bytes. */
+  body: string;
+  /** Headers for this attempt (webhook-id, webhook-timestamp, webhook-signature). */
+  headers: Record<string, string>;
+}
+
+export interface DeliverTask {
+  timeoutMs: number;
+  items: DeliverItem[];
+}
+
+export interface DeliveryResult {
+  id: string;
+  started_at: number;
+  duration_ms: number;
+  /** HTTP status when the receiver answered, else null. */
+  http_status: number | null;
+  /** Error code (e.g. UND_ERR_CONNECT_TIMEOUT, ECONNREFUSED) when it did not. */
+  error: string | null;
+  /** Parsed Retry-After in ms, when the receiver sent one. */
+  retry_after_ms: number | null;
+}

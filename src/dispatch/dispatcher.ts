@@ -1,0 +1,285 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import { maskToken } from '../core/token.ts';
+import { backoffMs, classify } from '../core/retry.ts';
+import type { Decision, DecideTask, DeliverTask, DeliveryResult, DecisionStatus } from '../core/types.ts';
+import type { Committer } from '../queue/committer.ts';
+import type { AttemptRecord, ClaimedRow, Store } from '../queue/store.ts';
+import type { Depth } from '../queue/depth.ts';
+import { webhookHeaders, secretKey } from './sign.ts';
+
+// The main thread's side of the pipeline: claims due rows in batches (leases), feeds
+// decide/deliver tasks to the worker pool, and records what comes back through the
+// group committer. It is the only writer; workers only read and POST.
+
+export interface TaskRunner {
+  run(task: unknown, opts: { name: string }): Promise<unknown>;
+}
+
+export interface DispatcherDeps {
+  config: Readonly<Config>;
+  store: Store;
+  committer: Committer;
+  depth: Depth;
+  pool: TaskRunner;
+  log: Logger;
+  nativeBinding?: string | undefined;
+  now?: () => number;
+  random?: () => number;
+  /** Items per worker task: big enough to amortise the thread hop, small enough to spread. */
+  batchSize?: number;
+  /** Longest sleep between looks at the queue (CLI replays, other writers). */
+  pollMs?: number;
+}
+
+interface InFlight {
+  id: string;
+  station_id: string;
+  driver_token: string | null;
+  callback_url: string;
+  attempts: number;
+  decision: DecisionStatus | null;
+}
+
+const TIMED_OUT = Symbol('timeout');
+
+export function createDispatcher(deps: DispatcherDeps) {
+  const { config, store, committer, depth, pool, log } = deps;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const batchSize = deps.batchSize ?? 64;
+  const pollMs = deps.pollMs ?? 1000;
+  const capacity = config.workers * config.workerConcurrency;
+  // A lease outlives the longest a claimed row can legitimately stay in memory (decide
+  // deadline + callback deadline + slack); only a crash or a hung thread lets it expire.
+  const leaseMs = config.authorizationTimeoutMs + config.callbackTimeoutMs + 30_000;
+  const signingKey = config.callbackSigningSecret ? secretKey(config.callbackSigningSecret) : null;
+
+  const inflight = new Map<string, InFlight>();
+  let claiming = false;
+  let stopped = false;
+  let wakeTimer: NodeJS.Timeout | null = null;
+  let idleWaiters: Array<() => void> = [];
+
+  function kick(): void {
+    if (stopped || claiming) return;
+    const room = capacity - inflight.size;
+    if (room <= 0) return;
+    claiming = true;
+    committer.run(() => store.claim(now(), Math.min(room, 1024), leaseMs)).then(
+      (rows) => {
+        claiming = false;
+        onClaimed(rows, Math.min(room, 1024));
+      },
+      (err) => {
+        claiming = false;
+        log.error({ err: String(err) }, 'claim failed; retrying');
+        schedule(pollMs);
+      },
+    );
+  }
+
+  function schedule(ms: number): void {
+    if (stopped) return;
+    if (wakeTimer) clearTimeout(wakeTimer);
+    wakeTimer = setTimeout(() => {
+      wakeTimer = null;
+      kick();
+    }, Math.max(0, Math.min(ms, pollMs)));
+  }
+
+  function onClaimed(rows: ClaimedRow[], limit: number): void {
+    const toDecide: InFlight[] = [];
+    const toDeliver: InFlight[] = [];
+    for (const row of rows) {
+      // Only if a lease outlived our own deadline; the running copy will finish it.
+      if (inflight.has(row.id)) continue;
+      const item: InFlight = {
+        id: row.id,
+        station_id: row.station_id,
+        driver_token: row.driver_token,
+        callback_url: row.callback_url,
+        attempts: row.attempts,
+        decision: row.decision_status,
+      };
+      inflight.set(row.id, item);
+      (item.decision === null ? toDecide : toDeliver).push(item);
+    }
+    for (let i = 0; i < toDecide.length; i += batchSize) void decide(toDecide.slice(i, i + batchSize));
+    for (let i = 0; i < toDeliver.length; i += batchSize) void deliver(toDeliver.slice(i, i + batchSize));
+    if (rows.length >= limit) {
+      kick();
+    } else {
+      const next = store.nextDue();
+      if (next !== null) schedule(next - now());
+      else schedule(pollMs);
+    }
+  }
+
+  function finish(items: InFlight[]): void {
+    for (const it of items) inflight.delete(it.id);
+    if (inflight.size === 0 && idleWaiters.length) {
+      const w = idleWaiters;
+      idleWaiters = [];
+      for (const fn of w) fn();
+    }
+    kick();
+  }
+
+  async function decide(items: InFlight[]): Promise<void> {
+    const started = now();
+    const task: DecideTask = {
+      dbPath: config.dbPath,
+      nativeBinding: deps.nativeBinding,
+      now: started,
+      items: items.map((it) => ({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '' })),
+    };
+    let timer: NodeJS.Timeout | undefined;
+    let result: Decision[] | typeof TIMED_OUT | null;
+    try {
+      // The deadline is enforced here, not by aborting the task: piscina aborts a running
+      // task by terminating its thread, which would take the thread's other tasks with it.
+      result = await Promise.race([
+        pool.run(task, { name: 'decide' }) as Promise<Decision[]>,
+        new Promise<typeof TIMED_OUT>((resolve) => {
+          timer = setTimeout(resolve, config.authorizationTimeoutMs, TIMED_OUT);
+        }),
+      ]);
+    } catch (err) {
+      log.error({ err: String(err) }, 'decide task failed');
+      result = null;
+    } finally {
+      clearTimeout(timer);
+    }
+    const latency = now() - started;
+    const byId = new Map<string, Decision>();
+    if (Array.isArray(result)) for (const d of result) byId.set(d.id, d);
+    const decisions: Decision[] = items.map((it) => {
+      const d = byId.get(it.id);
+      if (d) return { ...d, latency_ms: latency };
+      const reason = result === TIMED_OUT ? 'timeout' : 'worker_error';
+      return { id: it.id, status: 'unknown', reason, source: 'system', latency_ms: latency };
+    });
+    try {
+      await committer.run(() => store.recordDecisions(decisions, now(), leaseMs));
+    } catch (err) {
+      // The rows keep their lease and are claimed again once it expires.
+      log.error({ err: String(err), count: items.length }, 'could not persist decisions; will retry after lease');
+      finish(items);
+      return;
+    }
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const d = decisions[i]!;
+      it.decision = d.status;
+      log.info(
+        { request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''), decision: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms },
+        'decided',
+      );
+    }
+    await deliver(items);
+  }
+
+  async function deliver(items: InFlight[]): Promise<void> {
+    const sentAt = now();
+    const task: DeliverTask = {
+      timeoutMs: config.callbackTimeoutMs,
+      items: items.map((it) => {
+        const body = JSON.stringify({ station_id: it.station_id, driver_token: it.driver_token, status: it.decision });
+        return { id: it.id, url: it.callback_url, body, headers: webhookHeaders(signingKey, it.id, sentAt, body) };
+      }),
+    };
+    let results: DeliveryResult[] | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // Workers enforce the callback timeout themselves; this guard only covers a thread
+      // that stopped answering.
+      const r = await Promise.race([
+        pool.run(task, { name: 'deliver' }) as Promise<DeliveryResult[]>,
+        new Promise<typeof TIMED_OUT>((resolve) => {
+          timer = setTimeout(resolve, config.callbackTimeoutMs + 5000, TIMED_OUT);
+        }),
+      ]);
+      if (r !== TIMED_OUT) results = r;
+    } catch (err) {
+      log.error({ err: String(err) }, 'deliver task failed');
+    } finally {
+      clearTimeout(timer);
+    }
+    const byId = new Map<string, DeliveryResult>();
+    if (results) for (const r of results) byId.set(r.id, r);
+    const at = now();
+    const records: AttemptRecord[] = items.map((it) => {
+      const r = byId.get(it.id) ?? { id: it.id, started_at: sentAt, duration_ms: at - sentAt, http_status: null, error: 'worker_error', retry_after_ms: null };
+      const attempt = it.attempts + 1;
+      let outcome = classify(r);
+      let failure: string | null = null;
+      let next_due_at: number | null = null;
+      if (outcome === 'retry' && attempt >= config.callbackMaxAttempts) {
+        outcome = 'failed';
+        failure = `max_attempts: last ${r.error ?? `HTTP ${r.http_status}`}`;
+      } else if (outcome === 'retry') {
+        next_due_at = at + backoffMs(attempt, { baseMs: config.callbackRetryBaseMs, maxMs: config.callbackRetryMaxMs }, random, r.retry_after_ms);
+      } else if (outcome === 'failed') {
+        failure = `rejected: HTTP ${r.http_status}`;
+      }
+      return { id: it.id, attempt, started_at: r.started_at, duration_ms: r.duration_ms, http_status: r.http_status, error: r.error, outcome, next_due_at, failure };
+    });
+    try {
+      await committer.run(() => store.recordAttempts(records, at));
+    } catch (err) {
+      log.error({ err: String(err), count: items.length }, 'could not persist delivery results; will redeliver after lease');
+      finish(items);
+      return;
+    }
+    let finals = 0;
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const rec = records[i]!;
+      if (rec.outcome !== 'retry') finals++;
+      log.info(
+        { request_id: it.id, attempt: rec.attempt, outcome: rec.outcome, http_status: rec.http_status, error: rec.error, duration_ms: rec.duration_ms, next_due_at: rec.next_due_at ?? undefined },
+        rec.outcome === 'retry' ? 'delivery attempt failed; will retry' : rec.outcome === 'delivered' ? 'delivered' : 'delivery failed',
+      );
+    }
+    depth.finished(finals);
+    finish(items);
+  }
+
+  return {
+    start(): void {
+      stopped = false;
+      kick();
+    },
+    /** New work was committed: look for it now rather than at the next poll. */
+    kick,
+    get inflight(): number {
+      return inflight.size;
+    },
+    /**
+     * Stops claiming, waits up to graceMs for in-flight work, then hands back the leases
+     * of what is still running so a restart picks it up at once.
+     */
+    async stop(graceMs: number): Promise<{ released: number }> {
+      stopped = true;
+      if (wakeTimer) clearTimeout(wakeTimer);
+      if (inflight.size > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, graceMs);
+          idleWaiters.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      const ids = [...inflight.keys()];
+      let released = 0;
+      if (ids.length) {
+        released = await committer.run(() => store.release(ids, now()));
+      }
+      return { released };
+    },
+  };
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>;

@@ -1,0 +1,24 @@
+import { Piscina } from 'piscina';
+
+export interface PoolOptions {
+  filename: string;
+  threads: number;
+  concurrency: number;
+}
+
+/**
+ * A fixed-size pool: threads start with the service (no cold start on the first request)
+ * and each runs several async tasks at once, since callback POSTs mostly wait on I/O.
+ */
+export function createPool(opts: PoolOptions): Piscina {
+  return new Piscina({
+    filename: opts.filename,
+    minThreads: opts.threads,
+    maxThreads: opts.threads,
+    concurrentTasksPerWorker: opts.concurrency,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    // The dispatcher never has more items in flight than threads x concurrency, so the
+    // queue only holds what is momentarily waiting for a slot.
+    maxQueue: Number.POSITIVE_INFINITY,
+  });
+}

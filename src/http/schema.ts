@@ -1,0 +1,84 @@
+import Joi from 'joi';
+import { TOKEN_RE as TOKEN, UUID_RE as UUID } from '../core/validate.ts';
+
+// The accept contract of SPEC §1, one rule per field. Messages name the rule in words a
+// client developer can act on; every bad field is reported (abortEarly: false).
+
+export const FIELDS = ['station_id', 'driver_token', 'callback_url'] as const;
+
+// UUID_RE: RFC 9562 text form, any version (v1 in the SPEC's example), any letter case.
+
+function callbackUrl(value: string, helpers: Joi.CustomHelpers): string | Joi.ErrorReport {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return helpers.error('url.absolute');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return helpers.error('url.scheme');
+  if (u.username !== '' || u.password !== '' || /^[a-z]+:\/\/[^/?#]*@/i.test(value)) return helpers.error('url.userinfo');
+  if (u.hostname === '') return helpers.error('url.absolute');
+  return value;
+}
+
+export const sessionSchema = Joi.object({
+  station_id: Joi.string().required().pattern(UUID).messages({
+    'string.pattern.base': 'must be a UUID (8-4-4-4-12 hex digits)',
+  }),
+  driver_token: Joi.string().required().pattern(TOKEN).messages({
+    'string.pattern.base': 'must be 20 to 80 characters from A-Z a-z 0-9 . _ ~ -',
+  }),
+  callback_url: Joi.string().required().max(2048).custom(callbackUrl).messages({
+    'string.max': 'must be at most 2048 characters',
+    'url.absolute': 'must be an absolute http: or https: URL',
+    'url.scheme': 'must use the http: or https: scheme',
+    'url.userinfo': 'must not contain user information (user:password@)',
+  }),
+})
+  .required()
+  .messages({
+    'object.base': 'the request body must be a JSON object',
+    'any.required': 'is required',
+    'string.base': 'must be a string',
+    'string.empty': 'must not be empty',
+  })
+  .prefs({ abortEarly: false, convert: false, errors: { wrap: { label: false } } });
+
+export interface SessionBody {
+  station_id: string;
+  driver_token: string;
+  callback_url: string;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+const snake = (s: string) =>
+  s
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[-\s]+/g, '_')
+    .toLowerCase();
+
+/** The SPEC's field name a client probably meant (stationId, Station-ID → station_id). */
+export function hintFor(key: string): string | null {
+  const guess = snake(key);
+  return (FIELDS as readonly string[]).includes(guess) && guess !== key ? guess : null;
+}
+
+/** Joi's details as the API's `errors` list: one entry per bad field, unknown fields named. */
+export function fieldErrors(err: Joi.ValidationError): FieldError[] {
+  const out: FieldError[] = [];
+  for (const d of err.details) {
+    if (d.type === 'object.unknown') {
+      const key = String(d.context?.key ?? d.path.at(-1));
+      const hint = hintFor(key);
+      out.push({ field: key, message: hint ? `unknown field; did you mean "${hint}"?` : 'unknown field' });
+      continue;
+    }
+    const field = d.path.length ? d.path.join('.') : 'body';
+    out.push({ field, message: field === 'body' ? d.message : d.message.replace(/^"[^"]*" /, '') });
+  }
+  return out;
+}

@@ -1,0 +1,31 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Db = Database.Database;
+
+export interface OpenOptions {
+  /** How long a write waits for another process's lock. Kept short on the service's main
+   * thread: better-sqlite3 waits synchronously, so a long wait would freeze the event loop. */
+  busyTimeoutMs: number;
+  /** Absolute path of the better-sqlite3 addon, when it is not in node_modules (the executable). */
+  nativeBinding?: string | undefined;
+  /** Create the parent folder when it does not exist (the default ./data on first start). */
+  createDir?: boolean;
+}
+
+/**
+ * Opens the one database file with the durability settings SPEC §3 requires:
+ * WAL so readers (workers, the sqlite3 CLI) never block the writer, synchronous=FULL so
+ * a commit is fsync'd before the 202 goes out.
+ */
+export function openDb(path: string, opts: OpenOptions): Db {
+  if (opts.createDir && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path, opts.nativeBinding ? { nativeBinding: opts.nativeBinding } : {});
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs))}`);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  // acl_stations rows go with their token (ON DELETE CASCADE).
+  db.pragma('foreign_keys = ON');
+  return db;
+}

@@ -1,0 +1,44 @@
+import { ChargegateError } from '../core/errors.ts';
+import type { Db } from './db.ts';
+import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
+
+/** The schema version recorded in the file (0 for a new file). */
+export function schemaVersion(db: Db): number {
+  const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'").get();
+  if (!hasTable) return 0;
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+/**
+ * Applies the migrations the file lacks, each in its own IMMEDIATE transaction so a
+ * second process starting at the same moment waits instead of applying twice. A file
+ * from a newer chargegate is refused untouched: running old code on it could corrupt it.
+ */
+export function migrate(db: Db, now: () => number = Date.now): { from: number; to: number } {
+  const from = schemaVersion(db);
+  if (from > SCHEMA_VERSION) {
+    throw new ChargegateError(
+      'CG_ERR_CONFIG',
+      `database schema version ${from} is newer than this chargegate supports (${SCHEMA_VERSION}); upgrade chargegate`,
+    );
+  }
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  ) STRICT`);
+  for (const m of MIGRATIONS) {
+    const apply = db.transaction(() => {
+      if (schemaVersion(db) >= m.version) return;
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        new Date(now()).toISOString(),
+      );
+    });
+    apply.immediate();
+  }
+  return { from, to: SCHEMA_VERSION };
+}

@@ -1,0 +1,34 @@
+import { Writable } from 'node:stream';
+import { join } from 'node:path';
+import pino from 'pino';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { tempDir } from './tmp.ts';
+
+/** Log lines captured as parsed JSON (pino writes to the injected stream). */
+export function captureLog(level = 'info') {
+  const lines: Array<Record<string, unknown>> = [];
+  const raw: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n')) {
+        if (!line) continue;
+        raw.push(line);
+        lines.push(JSON.parse(line));
+      }
+      cb();
+    },
+  });
+  return { log: pino({ level }, stream), lines, raw };
+}
+
+/** The real service in this process: temp db, port 0, real worker threads. */
+export async function startApp(t: { after: (fn: () => unknown) => void }, env: Record<string, string> = {}) {
+  const dir = tempDir(t);
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', DB_PATH: join(dir, 'cg.db'), WORKERS: '2', CALLBACK_RETRY_BASE_MS: '10', ...env });
+  const captured = captureLog();
+  const app = await createApp({ config, log: captured.log });
+  await app.start();
+  t.after(() => app.stop());
+  return { app, config, dir, ...captured, base: `http://127.0.0.1:${app.server.info.port}` };
+}

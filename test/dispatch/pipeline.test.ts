@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { createApp } from '../../src/app.ts';
+import { aclAdd } from '../../src/cli/acl.ts';
+import { stationAdd } from '../../src/cli/stations.ts';
+import { loadConfig } from '../../src/config.ts';
+import { openDb } from '../../src/queue/db.ts';
+import { migrate } from '../../src/queue/migrate.ts';
+import { createStore } from '../../src/queue/store.ts';
+import { captureLog, startApp } from '../support/app.ts';
+import { startReceiver } from '../support/receiver.ts';
+import { tempDir, waitFor } from '../support/tmp.ts';
+
+const S1 = '123e4567-e89b-12d3-a456-426614174000';
+const S2 = '9f1c2d3e-4b5a-4c6d-8e7f-0123456789ab';
+const ALLOWED = 'ABCD-efgh1234567890_~valid.token';
+const BLOCKED = 'blocked-token-0123456789';
+
+function admin(path: string) {
+  const db = openDb(path, { busyTimeoutMs: 5000 });
+  migrate(db);
+  return db;
+}
+
+const entry = (token: string, extra: object = {}) => ({ token, stations: [], expires_at: null, blocked: false, note: null, ...extra });
+
+async function post(base: string, body: object): Promise<string> {
+  const res = await fetch(`${base}/api/v1/charging-session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal(res.status, 202);
+  return ((await res.json()) as { request_id: string }).request_id;
+}
+
+function row(path: string, id: string) {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare('SELECT * FROM charging_requests WHERE id = ?').get(id) as Record<string, unknown>;
+  } finally {
+    db.close();
+  }
+}
+
+function attempts(path: string, id: string) {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare('SELECT attempt, http_status, error, outcome FROM callback_attempts WHERE request_id = ? ORDER BY attempt').all(id) as Array<Record<string, unknown>>;
+  } finally {
+    db.close();
+  }
+}
+
+describe('pipeline in one process', () => {
+  it('decides allowed / not_allowed / invalid and POSTs exactly the SPEC body, decision persisted first', async (t) => {
+    const rx = await startReceiver();
+    t.after(rx.close);
+    const { base, config, raw } = await startApp(t);
+    const db = admin(config.dbPath);
+    aclAdd(db, entry(ALLOWED));
+    aclAdd(db, entry(BLOCKED, { blocked: true }));
+    db.close();
+
+    // The receiver checks the row the moment the callback arrives.
+    const seenDecision = new Map<string, unknown>();
+    const rx2 = await startReceiver((call, _n, res) => {
+      seenDecision.set(String(call.headers['webhook-id']), row(config.dbPath, String(call.headers['webhook-id'])).decision_status);
+      res.writeHead(200).end();
+    });
+    t.after(rx2.close);
+
+    const a = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: rx2.url() });
+    const b = await post(base, { station_id: S1, driver_token: BLOCKED, callback_url: rx.url() });
+    const c = await post(base, { station_id: S1, driver_token: 'unknown-token-0123456789', callback_url: rx.url() });
+    await waitFor(() => rx.calls.length === 2 && rx2.calls.length === 1, { what: 'three callbacks' });
+
+    assert.equal(rx2.calls[0]!.body, JSON.stringify({ station_id: S1, driver_token: ALLOWED, status: 'allowed' }));
+    assert.equal(seenDecision.get(a), 'allowed', 'decision was persisted before the callback was sent');
+    assert.deepEqual(rx.callsFor(b)[0]!.json, { station_id: S1, driver_token: BLOCKED, status: 'not_allowed' });
+    assert.deepEqual(rx.callsFor(c)[0]!.json, { station_id: S1, driver_token: 'unknown-token-0123456789', status: 'not_allowed' });
+    assert.equal(row(config.dbPath, b).decision_reason, 'blocked');
+    assert.equal(row(config.dbPath, c).decision_reason, 'unknown_token');
+
+    // Once a station is registered, others are invalid for this site.
+    const db2 = admin(config.dbPath);
+    stationAdd(db2, S2, null);
+    db2.close();
+    const d = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: rx.url() });
+    await waitFor(() => rx.callsFor(d).length === 1, { what: 'invalid callback' });
+    assert.equal(rx.callsFor(d)[0]!.json!.status, 'invalid');
+
+    await waitFor(() => row(config.dbPath, d).state === 'delivered');
+    const delivered = row(config.dbPath, a);
+    assert.equal(delivered.state, 'delivered');
+    assert.equal(delivered.driver_token, null, 'full token dropped after final delivery');
+    assert.equal(delivered.decision_source, 'local_list');
+    assert.equal(typeof delivered.decision_latency_ms, 'number');
+
+    // Every accept, decision and delivery is logged with request_id; never the full token.
+    for (const id of [a, b, c, d]) {
+      const msgs = raw.filter((l) => l.includes(id)).map((l) => JSON.parse(l).msg);
+      assert.ok(msgs.includes('accepted') && msgs.includes('decided') && msgs.includes('delivered'), `${id}: ${msgs}`);
+    }
+    assert.ok(!raw.some((l) => l.includes(ALLOWED) || l.includes(BLOCKED)), 'no full token in any log line');
+  });
+
+  it('retries 500, 500 then delivers on 200 with 3 recorded attempts; 400 fails at once', async (t) => {
+    const flaky = await startReceiver((_c, n, res) => res.writeHead(n <= 2 ? 500 : 200).end());
+    const reject = await startReceiver((_c, _n, res) => res.writeHead(400).end());
+    t.after(flaky.close);
+    t.after(reject.close);
+    const { base, config } = await startApp(t);
+    const ok = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: flaky.url() });
+    const bad = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: reject.url() });
+    await waitFor(() => row(config.dbPath, ok).state === 'delivered' && row(config.dbPath, bad).state === 'failed', { what: 'final states' });
+    assert.deepEqual(attempts(config.dbPath, ok).map((a) => [a.attempt, a.http_status, a.outcome]), [
+      [1, 500, 'retry'],
+      [2, 500, 'retry'],
+      [3, 200, 'delivered'],
+    ]);
+    assert.deepEqual(attempts(config.dbPath, bad).map((a) => [a.attempt, a.http_status, a.outcome]), [[1, 400, 'failed']]);
+    assert.equal(row(config.dbPath, bad).last_error, 'rejected: HTTP 400');
+    assert.equal(row(config.dbPath, bad).driver_token, ALLOWED, 'a failed request keeps its token for replay');
+    assert.equal(new Set(flaky.calls.map((c) => c.headers['webhook-id'])).size, 1, 'webhook-id stable across retries');
+  });
+
+  it('gives up after CALLBACK_MAX_ATTEMPTS and honours Retry-After', async (t) => {
+    const down = await startReceiver((_c, _n, res) => res.writeHead(503).end());
+    const busy = await startReceiver((_c, n, res) => (n === 1 ? res.writeHead(429, { 'retry-after': '1' }).end() : res.writeHead(200).end()));
+    t.after(down.close);
+    t.after(busy.close);
+    const { base, config } = await startApp(t, { CALLBACK_MAX_ATTEMPTS: '3' });
+    const dead = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: down.url() });
+    const slow = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: busy.url() });
+    await waitFor(() => row(config.dbPath, dead).state === 'failed', { what: 'dead letter' });
+    assert.equal(attempts(config.dbPath, dead).length, 3);
+    assert.match(String(row(config.dbPath, dead).last_error), /^max_attempts/);
+    await waitFor(() => row(config.dbPath, slow).state === 'delivered', { what: 'delivery after 429' });
+    assert.ok(busy.calls[1]!.at - busy.calls[0]!.at >= 1000, 'second attempt waited for Retry-After');
+  });
+});
+
+describe('crash recovery and shutdown', () => {
+  it('resumes rows left claimed by a dead process, re-deciding only the undecided', async (t) => {
+    const rx = await startReceiver();
+    t.after(rx.close);
+    const dir = tempDir(t);
+    const path = join(dir, 'cg.db');
+    const db = admin(path);
+    aclAdd(db, entry(ALLOWED));
+    const store = createStore(db);
+    const ids = [randomUUID(), randomUUID()];
+    for (const id of ids) {
+      store.insert({ id, station_id: S1, driver_token: ALLOWED, token_hash: 'h', token_mask: 'm', callback_url: rx.url(), created_at: 1 });
+    }
+    // A previous process claimed both long ago and decided the second one `not_allowed`.
+    const past = Date.now() - 10 * 60_000;
+    store.claim(past, 2, 1000);
+    store.recordDecisions([{ id: ids[1]!, status: 'not_allowed', reason: 'blocked', source: 'local_list', latency_ms: 1 }], past, 1000);
+    db.close();
+
+    const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', DB_PATH: path, WORKERS: '1' });
+    const app = await createApp({ config, log: captureLog().log });
+    await app.start();
+    t.after(() => app.stop());
+    await waitFor(() => rx.calls.length === 2, { what: 'resumed deliveries' });
+    assert.equal(rx.callsFor(ids[0]!)[0]!.json!.status, 'allowed');
+    assert.equal(rx.callsFor(ids[1]!)[0]!.json!.status, 'not_allowed', 'recorded decision is not re-evaluated');
+  });
+
+  it('graceful stop releases in-flight leases so a restart resumes at once', async (t) => {
+    const hang = await startReceiver(() => undefined);
+    t.after(hang.close);
+    const { app, base, config } = await startApp(t, { SHUTDOWN_TIMEOUT_MS: '100', CALLBACK_TIMEOUT_MS: '60000' });
+    const id = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: hang.url() });
+    await waitFor(() => hang.calls.length === 1, { what: 'callback in flight' });
+    const t0 = Date.now();
+    await app.stop();
+    const r = row(config.dbPath, id);
+    assert.equal(r.state, 'delivering');
+    assert.equal(r.locked_at, null);
+    assert.ok((r.due_at as number) <= Date.now(), 'due again at once');
+    assert.ok(Date.now() - t0 < 10_000, 'stop is bounded');
+  });
+});

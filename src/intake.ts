@@ -5,7 +5,7 @@ import { hashToken, maskToken } from './core/token.ts';
 import type { Committer } from './queue/committer.ts';
 import type { Depth } from './queue/depth.ts';
 import type { Store } from './queue/store.ts';
-import type { SessionBody } from './http/schema.ts';
+import type { SessionBody } from './core/types.ts';
 
 // Accepting a request: reserve room under the bound, write the row in the next group
 // commit, and only then answer. The 202 means "on disk" (SPEC §3).

@@ -52,3 +52,10 @@ export interface DeliveryResult {
   /** Parsed Retry-After in ms, when the receiver sent one. */
   retry_after_ms: number | null;
 }
+
+/** A validated POST /api/v1/charging-session body. */
+export interface SessionBody {
+  station_id: string;
+  driver_token: string;
+  callback_url: string;
+}

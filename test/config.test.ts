@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../src/config.ts';
+
+describe('loadConfig', () => {
+  it('has the SPEC defaults', () => {
+    const c = loadConfig({});
+    assert.equal(c.port, 8080);
+    assert.equal(c.host, '0.0.0.0');
+    assert.equal(c.dbPath, './data/chargegate.db');
+    assert.equal(c.authorizationTimeoutMs, 30_000);
+    assert.equal(c.callbackTimeoutMs, 10_000);
+    assert.equal(c.logLevel, 'info');
+    assert.equal(c.queueMaxSize, 10_000);
+    assert.equal(c.workers, availableParallelism());
+    assert.equal(c.callbackMaxAttempts, 10);
+    assert.equal(c.callbackRetryBaseMs, 1000);
+    assert.equal(c.callbackRetryMaxMs, 3_600_000);
+    assert.equal(c.callbackSigningSecret, null);
+    assert.equal(c.retentionDays, 30);
+    assert.ok(Object.isFrozen(c));
+  });
+
+  it('reads environment variables, and flags win over them', () => {
+    const c = loadConfig({ PORT: '9000', QUEUE_MAX_SIZE: '5', LOG_LEVEL: 'DEBUG' }, { PORT: '9100' });
+    assert.equal(c.port, 9100);
+    assert.equal(c.queueMaxSize, 5);
+    assert.equal(c.logLevel, 'debug');
+  });
+
+  it('names the variable or flag of an invalid value', () => {
+    assert.throws(() => loadConfig({ PORT: 'eighty' }), /invalid PORT="eighty"/);
+    assert.throws(() => loadConfig({ PORT: '70000' }), /PORT/);
+    assert.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS/);
+    assert.throws(() => loadConfig({ QUEUE_MAX_SIZE: '1.5' }), /QUEUE_MAX_SIZE/);
+    assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), /LOG_LEVEL/);
+    assert.throws(() => loadConfig({ AUTHORIZER_URL: 'ftp://x' }), /AUTHORIZER_URL/);
+    assert.throws(() => loadConfig({}, { CALLBACK_TIMEOUT_MS: '-1' }), /invalid --callback-timeout-ms/);
+    assert.throws(() => loadConfig({ CALLBACK_RETRY_BASE_MS: '5000', CALLBACK_RETRY_MAX_MS: '10' }), /CALLBACK_RETRY_BASE_MS/);
+  });
+});

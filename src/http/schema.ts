@@ -16,6 +16,9 @@ function callbackUrl(value: string, helpers: Joi.CustomHelpers): string | Joi.Er
     return helpers.error('url.absolute');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return helpers.error('url.scheme');
+  // The WHATWG parser repairs "http:host", "http:/host" and " http://host"; the stored URL
+  // is the client's text, so it must already be the absolute form with an authority.
+  if (!/^https?:\/\//i.test(value)) return helpers.error('url.absolute');
   if (u.username !== '' || u.password !== '' || /^[a-z]+:\/\/[^/?#]*@/i.test(value)) return helpers.error('url.userinfo');
   if (u.hostname === '') return helpers.error('url.absolute');
   return value;

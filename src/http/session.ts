@@ -16,7 +16,14 @@ export function sessionRoutes(intake: Intake): ServerRoute[] {
       method: 'POST',
       path: '/api/v1/charging-session',
       options: {
-        payload: { maxBytes: MAX_BODY_BYTES, allow: ['application/json'], parse: true, output: 'data' },
+        payload: {
+          maxBytes: MAX_BODY_BYTES,
+          allow: ['application/json'],
+          // Hapi reads a body without Content-Type as JSON; the contract wants a 415 for it.
+          defaultContentType: 'application/octet-stream',
+          parse: true,
+          output: 'data',
+        },
         validate: {
           payload: sessionSchema,
           failAction: (_request, h, err) =>

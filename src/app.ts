@@ -2,12 +2,15 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { createDispatcher } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
+import { createHealth } from './health.ts';
 import { createServer } from './http/server.ts';
 import { createIntake } from './intake.ts';
+import { createMetrics } from './metrics.ts';
 import { createCommitter } from './queue/committer.ts';
 import { openDb } from './queue/db.ts';
 import { createDepth } from './queue/depth.ts';
 import { migrate } from './queue/migrate.ts';
+import { createReads } from './queue/reads.ts';
 import { createStore } from './queue/store.ts';
 import { runtimePaths } from './runtime.ts';
 
@@ -26,6 +29,7 @@ const RESYNC_MS = 5000;
 
 export async function createApp(opts: AppOptions) {
   const { config, log } = opts;
+  const now = opts.now ?? Date.now;
   const paths = runtimePaths();
   const db = openDb(config.dbPath, { busyTimeoutMs: 5000, nativeBinding: paths.nativeBinding, createDir: true });
   const { from, to } = migrate(db);
@@ -33,22 +37,54 @@ export async function createApp(opts: AppOptions) {
   db.pragma(`busy_timeout = ${SERVICE_BUSY_TIMEOUT_MS}`);
 
   const store = createStore(db);
-  const committer = createCommitter(db);
+  let metrics: ReturnType<typeof createMetrics> | null = null;
+  const committer = createCommitter(db, { onCommit: (ops, ms) => metrics?.committed(ops, ms) });
   const depth = createDepth(store, config.queueMaxSize);
   const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: config.workerConcurrency });
-  const dispatcher = createDispatcher({
-    config, store, committer, depth, pool, log, nativeBinding: paths.nativeBinding,
-    ...(opts.now ? { now: opts.now } : {}),
-    ...(opts.random ? { random: opts.random } : {}),
+  const health = createHealth({
+    probeDb: () => committer.run(() => undefined),
+    queue: () => ({ depth: depth.value, max: depth.max }),
+    threads: () => ({ alive: pool.threads.length, configured: config.workers }),
+    now,
   });
-  const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, ...(opts.now ? { now: opts.now } : {}) });
+  const dispatcher = createDispatcher({
+    config, store, committer, depth, pool, log, nativeBinding: paths.nativeBinding, now,
+    ...(opts.random ? { random: opts.random } : {}),
+    observer: {
+      decided: (d) => metrics?.decided(d),
+      attempted: (r) => {
+        metrics?.attempted(r);
+        health.attempted(r);
+      },
+    },
+  });
+  metrics = createMetrics({
+    queueDepth: () => depth.value,
+    queueMax: () => depth.max,
+    oldestAgeSeconds: () => {
+      const at = store.oldestOpenCreatedAt();
+      return at === null ? 0 : Math.max(0, (now() - at) / 1000);
+    },
+    deadLetters: () => store.countFailed(),
+    poolUtilization: () => pool.utilization,
+    poolThreads: () => pool.threads.length,
+    inFlight: () => dispatcher.inflight,
+  });
+  const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, now });
   let ready = false;
+  const registry = metrics.registry;
   const server = createServer({
     host: config.host,
     port: config.port,
     intake,
+    reads: createReads(db),
     log,
-    health: { ready: () => ready, queue: () => ({ depth: depth.value, max: depth.max }) },
+    health: {
+      ready: () => ready,
+      check: () => health.check(),
+      metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    },
+    onSessionAnswer: (status, replayed) => metrics?.request(status, replayed),
   });
   const resync = setInterval(() => {
     try {

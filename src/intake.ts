@@ -1,14 +1,17 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ChargegateError } from './core/errors.ts';
 import { hashToken, maskToken } from './core/token.ts';
+import type { SessionBody } from './core/types.ts';
 import type { Committer } from './queue/committer.ts';
 import type { Depth } from './queue/depth.ts';
 import type { Store } from './queue/store.ts';
-import type { SessionBody } from './core/types.ts';
 
 // Accepting a request: reserve room under the bound, write the row in the next group
 // commit, and only then answer. The 202 means "on disk" (SPEC §3).
+
+/** How long an Idempotency-Key is remembered (Stripe and the IETF draft use 24 h). */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 
 export interface IntakeDeps {
   store: Store;
@@ -20,38 +23,97 @@ export interface IntakeDeps {
   now?: () => number;
 }
 
+export interface Accepted {
+  request_id: string;
+  /** True when an Idempotency-Key repeat got the first request's answer. */
+  replayed: boolean;
+}
+
+/** The body's identity for Idempotency-Key: the validated fields in a fixed order. */
+function bodyHash(b: SessionBody): string {
+  return createHash('sha256').update(JSON.stringify([b.station_id, b.driver_token, b.callback_url])).digest('hex');
+}
+
 export function createIntake(deps: IntakeDeps) {
   const { store, committer, depth, log, onAccepted } = deps;
   const now = deps.now ?? Date.now;
   let closed = false;
+  // Keys whose first request is being committed right now: a concurrent repeat waits for
+  // it instead of racing it into a second row.
+  const pendingKeys = new Map<string, { hash: string; done: Promise<string> }>();
+
+  async function insert(body: SessionBody, key: string | null, hash: string | null): Promise<string> {
+    if (!depth.tryReserve()) {
+      throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
+    }
+    const at = now();
+    const row = {
+      id: randomUUID(),
+      station_id: body.station_id,
+      driver_token: body.driver_token,
+      token_hash: hashToken(body.driver_token),
+      token_mask: maskToken(body.driver_token),
+      callback_url: body.callback_url,
+      created_at: at,
+    };
+    try {
+      await committer.run(() => {
+        store.insert(row);
+        if (key !== null) store.insertKey(key, hash!, row.id, at);
+      });
+    } catch (err) {
+      depth.unreserve();
+      log.error({ err: String(err) }, 'could not commit an accepted request');
+      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
+    }
+    depth.committed();
+    log.info({ request_id: row.id, station_id: row.station_id, driver_token: row.token_mask }, 'accepted');
+    onAccepted();
+    return row.id;
+  }
+
+  function replay(key: string, firstHash: string, hash: string, id: string): Accepted {
+    if (firstHash !== hash) {
+      throw new ChargegateError('CG_ERR_IDEMPOTENCY_MISMATCH', 'this Idempotency-Key was used with a different request body');
+    }
+    log.info({ request_id: id }, 'idempotent repeat');
+    return { request_id: id, replayed: true };
+  }
+
+  async function accept(body: SessionBody, key: string | null = null): Promise<Accepted> {
+    if (closed) throw new ChargegateError('CG_ERR_SHUTTING_DOWN', 'the service is shutting down; retry against the restarted service');
+    if (key === null) return { request_id: await insert(body, null, null), replayed: false };
+
+    const hash = bodyHash(body);
+    const pending = pendingKeys.get(key);
+    if (pending) {
+      try {
+        return replay(key, pending.hash, hash, await pending.done);
+      } catch (err) {
+        // The first attempt failed (503): this one is a first attempt of its own.
+        if ((err as ChargegateError).code === 'CG_ERR_IDEMPOTENCY_MISMATCH') throw err;
+        return accept(body, key);
+      }
+    }
+    let found: { body_hash: string; request_id: string } | null;
+    try {
+      found = store.findKey(key, now() - IDEMPOTENCY_TTL_MS);
+    } catch {
+      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
+    }
+    if (found) return replay(key, found.body_hash, hash, found.request_id);
+
+    const done = insert(body, key, hash);
+    pendingKeys.set(key, { hash, done });
+    try {
+      return { request_id: await done, replayed: false };
+    } finally {
+      pendingKeys.delete(key);
+    }
+  }
 
   return {
-    async accept(body: SessionBody): Promise<string> {
-      if (closed) throw new ChargegateError('CG_ERR_SHUTTING_DOWN', 'the service is shutting down; retry against the restarted service');
-      if (!depth.tryReserve()) {
-        throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
-      }
-      const row = {
-        id: randomUUID(),
-        station_id: body.station_id,
-        driver_token: body.driver_token,
-        token_hash: hashToken(body.driver_token),
-        token_mask: maskToken(body.driver_token),
-        callback_url: body.callback_url,
-        created_at: now(),
-      };
-      try {
-        await committer.run(() => store.insert(row));
-      } catch (err) {
-        depth.unreserve();
-        log.error({ err: String(err) }, 'could not commit an accepted request');
-        throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
-      }
-      depth.committed();
-      log.info({ request_id: row.id, station_id: row.station_id, driver_token: row.token_mask }, 'accepted');
-      onAccepted();
-      return row.id;
-    },
+    accept,
     /** Refuse new requests from now on (graceful shutdown). */
     close(): void {
       closed = true;

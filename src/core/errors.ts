@@ -5,6 +5,7 @@ export const ERRORS = {
   CG_ERR_INVALID_REQUEST: { status: 400, apiStatus: 'invalid', retryable: false },
   CG_ERR_UNSUPPORTED_MEDIA: { status: 415, apiStatus: 'invalid', retryable: false },
   CG_ERR_PAYLOAD_TOO_LARGE: { status: 413, apiStatus: 'invalid', retryable: false },
+  CG_ERR_IDEMPOTENCY_MISMATCH: { status: 422, apiStatus: 'invalid', retryable: false },
   CG_ERR_NOT_FOUND: { status: 404, apiStatus: 'not_found', retryable: false },
   CG_ERR_QUEUE_FULL: { status: 503, apiStatus: 'rejected', retryable: true },
   CG_ERR_DB_UNAVAILABLE: { status: 503, apiStatus: 'rejected', retryable: true },

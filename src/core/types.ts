@@ -59,3 +59,27 @@ export interface SessionBody {
   driver_token: string;
   callback_url: string;
 }
+
+// The read model of one request (GET /api/v1/charging-session/{id}, `requests show`).
+export interface AttemptView {
+  attempt: number;
+  at: string;
+  duration_ms: number;
+  http_status: number | null;
+  error: string | null;
+  outcome: 'delivered' | 'retry' | 'failed';
+}
+
+export interface RequestView {
+  request_id: string;
+  state: RequestState;
+  station_id: string;
+  /** Masked: the full token is personal data and never leaves through a read. */
+  driver_token: string;
+  callback_url: string;
+  decision: { status: DecisionStatus; reason: string | null; source: string | null; latency_ms: number | null; decided_at: string | null } | null;
+  delivery: { attempts: number; last_error: string | null; next_attempt_at: string | null; finished_at: string | null };
+  attempts: AttemptView[];
+  created_at: string;
+  updated_at: string;
+}

@@ -30,6 +30,13 @@ export interface DispatcherDeps {
   batchSize?: number;
   /** Longest sleep between looks at the queue (CLI replays, other writers). */
   pollMs?: number;
+  /** Told of every persisted decision and attempt (metrics, health). */
+  observer?: Observer;
+}
+
+export interface Observer {
+  decided(d: Decision): void;
+  attempted(r: AttemptRecord): void;
 }
 
 interface InFlight {
@@ -172,6 +179,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const it = items[i]!;
       const d = decisions[i]!;
       it.decision = d.status;
+      deps.observer?.decided(d);
       log.info(
         { request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''), decision: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms },
         'decided',
@@ -237,6 +245,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       const it = items[i]!;
       const rec = records[i]!;
       if (rec.outcome !== 'retry') finals++;
+      deps.observer?.attempted(rec);
       log.info(
         { request_id: it.id, attempt: rec.attempt, outcome: rec.outcome, http_status: rec.http_status, error: rec.error, duration_ms: rec.duration_ms, next_due_at: rec.next_due_at ?? undefined },
         rec.outcome === 'retry' ? 'delivery attempt failed; will retry' : rec.outcome === 'delivered' ? 'delivered' : 'delivery failed',

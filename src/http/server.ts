@@ -4,13 +4,17 @@ import type { Intake } from '../intake.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
+import { statusRoutes, type RequestLookup } from './status.ts';
 
 export interface ServerDeps {
   host: string;
   port: number;
   intake: Intake;
+  reads: RequestLookup;
   health: HealthSource;
   log: Logger;
+  /** Told of every answer to POST /api/v1/charging-session (metrics). */
+  onSessionAnswer?: (status: number, replayed: boolean) => void;
 }
 
 /** Messages for Hapi's own errors: short, and never a stack trace. */
@@ -35,7 +39,7 @@ export function createServer(deps: ServerDeps): Hapi.Server {
       payload: { timeout: 10_000 },
     },
   });
-  server.route([...sessionRoutes(deps.intake), ...healthRoutes(deps.health)]);
+  server.route([...sessionRoutes(deps.intake), ...statusRoutes(deps.reads), ...healthRoutes(deps.health)]);
 
   // Every error the framework produces gets the SPEC's error shape.
   server.ext('onPreResponse', (request, h) => {
@@ -50,5 +54,14 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     for (const [k, v] of Object.entries(res.output.headers)) if (k.toLowerCase() !== 'content-type') out.header(k, String(v));
     return out;
   });
+  if (deps.onSessionAnswer) {
+    const count = deps.onSessionAnswer;
+    server.events.on('response', (request) => {
+      if (request.path !== '/api/v1/charging-session' || request.method !== 'post') return;
+      const res = request.response;
+      if (!res || !('statusCode' in res)) return;
+      count(res.statusCode, 'headers' in res && res.headers['idempotent-replayed'] === 'true');
+    });
+  }
   return server;
 }

@@ -3,12 +3,24 @@ import type Joi from 'joi';
 import { ERRORS, isChargegateError } from '../core/errors.ts';
 import type { Intake } from '../intake.ts';
 import { errorReply } from './reply.ts';
-import { fieldErrors, sessionSchema, type SessionBody } from './schema.ts';
+import { fieldErrors, sessionSchema, type FieldError, type SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';
 
 /** Upper bound of a request body (SPEC §1): larger bodies get 413 before they are parsed. */
 export const MAX_BODY_BYTES = 16 * 1024;
+
+/** SPEC §1: 1-255 printable ASCII characters. */
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+
+function idempotencyKey(headers: Record<string, unknown>): { value: string | null; error?: FieldError } {
+  const raw = headers['idempotency-key'];
+  if (raw === undefined) return { value: null };
+  if (typeof raw !== 'string' || !IDEMPOTENCY_KEY.test(raw)) {
+    return { value: null, error: { field: 'Idempotency-Key', message: 'must be 1 to 255 printable ASCII characters' } };
+  }
+  return { value: raw };
+}
 
 export function sessionRoutes(intake: Intake): ServerRoute[] {
   return [
@@ -26,20 +38,31 @@ export function sessionRoutes(intake: Intake): ServerRoute[] {
         },
         validate: {
           payload: sessionSchema,
-          failAction: (_request, h, err) =>
-            errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request is invalid', fieldErrors(err as Joi.ValidationError)).takeover(),
+          failAction: (request, h, err) => {
+            const errors = fieldErrors(err as Joi.ValidationError);
+            const keyError = idempotencyKey(request.headers).error;
+            if (keyError) errors.push(keyError);
+            return errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request is invalid', errors).takeover();
+          },
         },
       },
       handler: async (request, h) => {
+        const key = idempotencyKey(request.headers);
+        if (key.error) return errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request is invalid', [key.error]);
         try {
-          const id = await intake.accept(request.payload as SessionBody);
-          return h
+          const { request_id: id, replayed } = await intake.accept(request.payload as SessionBody, key.value);
+          const res = h
             .response({ status: 'accepted', message: ACCEPTED_MESSAGE, request_id: id })
             .code(202)
             .header('location', `/api/v1/charging-session/${id}`);
+          if (replayed) res.header('idempotent-replayed', 'true');
+          return res;
         } catch (err) {
           if (isChargegateError(err) && ERRORS[err.code].status === 503) {
             return errorReply(h, err.code, err.message, [], err.code === 'CG_ERR_QUEUE_FULL' ? 1 : 5);
+          }
+          if (isChargegateError(err) && err.code === 'CG_ERR_IDEMPOTENCY_MISMATCH') {
+            return errorReply(h, err.code, err.message, [{ field: 'Idempotency-Key', message: 'already used with a different body' }]);
           }
           throw err;
         }

@@ -100,6 +100,24 @@ SELECT id, request_id, attempt, ${iso('started_at')} AS started_at, duration_ms,
 FROM callback_attempts;
 `,
   },
+  {
+    version: 2,
+    name: 'idempotency keys; indexes for metrics and replay',
+    sql: `
+-- Idempotency-Key header: a repeat with the same key and body answers with the first
+-- request_id. Kept for a bounded time (IDEMPOTENCY_TTL), then pruned.
+CREATE TABLE idempotency_keys (
+  key         TEXT PRIMARY KEY,
+  body_hash   TEXT NOT NULL,                     -- hex SHA-256 of the canonical body
+  request_id  TEXT NOT NULL,
+  created_at  INTEGER NOT NULL                   -- ms since epoch
+) STRICT;
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+-- For the oldest-pending gauge and the dead-letter count / replay --failed.
+CREATE INDEX charging_requests_open_created ON charging_requests (created_at) WHERE state IN ('queued','authorizing','delivering');
+CREATE INDEX charging_requests_failed ON charging_requests (finished_at) WHERE state = 'failed';
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

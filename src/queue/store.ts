@@ -80,6 +80,13 @@ export function createStore(db: Db) {
         state = CASE WHEN decision_status IS NULL THEN 'queued' ELSE state END
     WHERE id IN (SELECT value FROM json_each(@ids)) AND ${OPEN}`);
 
+  // REPLACE: an expired key may still be in the table until the retention job prunes it.
+  const keyInsert = db.prepare('INSERT OR REPLACE INTO idempotency_keys (key, body_hash, request_id, created_at) VALUES (?, ?, ?, ?)');
+  const keyFind = db.prepare('SELECT body_hash, request_id FROM idempotency_keys WHERE key = ? AND created_at >= ?');
+
+  const oldestOpen = db.prepare(`SELECT MIN(created_at) FROM charging_requests WHERE ${OPEN}`).pluck();
+  const countFailed = db.prepare("SELECT COUNT(*) FROM charging_requests WHERE state = 'failed'").pluck();
+
   const countOpen = db.prepare(`SELECT COUNT(*) AS n FROM charging_requests WHERE ${OPEN}`).pluck();
   const nextDue = db.prepare(`SELECT MIN(due_at) FROM charging_requests WHERE ${OPEN}`).pluck();
 
@@ -110,8 +117,20 @@ export function createStore(db: Db) {
       if (ids.length === 0) return 0;
       return release.run({ ids: JSON.stringify(ids), now }).changes;
     },
+    insertKey(key: string, bodyHash: string, requestId: string, now: number): void {
+      keyInsert.run(key, bodyHash, requestId, now);
+    },
+    findKey(key: string, notBefore: number): { body_hash: string; request_id: string } | null {
+      return (keyFind.get(key, notBefore) as { body_hash: string; request_id: string } | undefined) ?? null;
+    },
     countOpen(): number {
       return countOpen.get() as number;
+    },
+    oldestOpenCreatedAt(): number | null {
+      return (oldestOpen.get() as number | null) ?? null;
+    },
+    countFailed(): number {
+      return countFailed.get() as number;
     },
     nextDue(): number | null {
       return (nextDue.get() as number | null) ?? null;

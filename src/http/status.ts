@@ -1,0 +1,26 @@
+import type { ServerRoute } from '@hapi/hapi';
+import type { RequestView } from '../core/types.ts';
+import { UUID_RE } from '../core/validate.ts';
+import { errorReply } from './reply.ts';
+
+export interface RequestLookup {
+  get(id: string): RequestView | null;
+}
+
+export function statusRoutes(reads: RequestLookup): ServerRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/api/v1/charging-session/{request_id}',
+      handler: (request, h) => {
+        const id = String(request.params.request_id);
+        if (!UUID_RE.test(id)) {
+          return errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request id is invalid', [{ field: 'request_id', message: 'must be a UUID' }]);
+        }
+        const view = reads.get(id.toLowerCase());
+        if (!view) return errorReply(h, 'CG_ERR_NOT_FOUND', `no request ${id}`);
+        return h.response(view).header('cache-control', 'no-store');
+      },
+    },
+  ];
+}

@@ -1,0 +1,99 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Decision } from './core/types.ts';
+import type { AttemptRecord } from './queue/store.ts';
+
+// Prometheus series (SPEC §1 /metrics). Labels take a handful of fixed values only:
+// never request ids, tokens, station ids or URLs.
+
+export interface MetricSources {
+  queueDepth(): number;
+  queueMax(): number;
+  /** Age in seconds of the oldest request not yet finished, 0 when none. */
+  oldestAgeSeconds(): number;
+  deadLetters(): number;
+  poolUtilization(): number;
+  poolThreads(): number;
+  inFlight(): number;
+}
+
+/** What an HTTP answer to POST /api/v1/charging-session counts as. */
+export function requestOutcome(status: number, replayed: boolean): string {
+  if (status === 202) return replayed ? 'replayed' : 'accepted';
+  if (status === 400) return 'invalid';
+  if (status === 413) return 'too_large';
+  if (status === 415) return 'unsupported_media_type';
+  if (status === 422) return 'idempotency_conflict';
+  if (status === 503) return 'rejected';
+  return 'error';
+}
+
+function attemptClass(r: AttemptRecord): string {
+  if (r.http_status === null) return r.error === 'timeout' ? 'timeout' : r.error === 'refused_by_policy' ? 'policy' : 'network';
+  return `${Math.floor(r.http_status / 100)}xx`;
+}
+
+export function createMetrics(src: MetricSources) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'chargegate_', eventLoopMonitoringPrecision: 20 });
+
+  const requests = new Counter({ name: 'chargegate_requests_total', help: 'Charging-session requests by outcome', labelNames: ['outcome'], registers: [registry] });
+  const decisions = new Counter({ name: 'chargegate_decisions_total', help: 'Decisions by status and source', labelNames: ['status', 'source'], registers: [registry] });
+  const decisionLatency = new Histogram({
+    name: 'chargegate_decision_latency_seconds',
+    help: 'Time from dispatch to decision',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const attempts = new Counter({ name: 'chargegate_callback_attempts_total', help: 'Callback attempts by result and answer class', labelNames: ['result', 'class'], registers: [registry] });
+  const callbackLatency = new Histogram({
+    name: 'chargegate_callback_latency_seconds',
+    help: 'Duration of one callback POST',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const commits = new Histogram({
+    name: 'chargegate_db_commit_seconds',
+    help: 'Duration of one group commit (fsync included)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const commitOps = new Counter({ name: 'chargegate_db_committed_ops_total', help: 'Writes committed by group commits', registers: [registry] });
+
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  gauge('chargegate_queue_depth', 'Requests accepted and not yet delivered or failed', src.queueDepth);
+  gauge('chargegate_queue_max', 'QUEUE_MAX_SIZE', src.queueMax);
+  gauge('chargegate_queue_oldest_age_seconds', 'Age of the oldest request not yet finished', src.oldestAgeSeconds);
+  gauge('chargegate_dead_letters', 'Requests in state failed (replayable)', src.deadLetters);
+  gauge('chargegate_worker_utilization', 'Worker pool utilisation (0-1, piscina)', src.poolUtilization);
+  gauge('chargegate_worker_threads', 'Worker threads alive', src.poolThreads);
+  gauge('chargegate_items_in_flight', 'Requests claimed and being decided or delivered', src.inFlight);
+
+  return {
+    registry,
+    request(status: number, replayed: boolean): void {
+      requests.inc({ outcome: requestOutcome(status, replayed) });
+    },
+    decided(d: Decision): void {
+      decisions.inc({ status: d.status, source: d.source });
+      decisionLatency.observe(d.latency_ms / 1000);
+    },
+    attempted(r: AttemptRecord): void {
+      attempts.inc({ result: r.outcome, class: attemptClass(r) });
+      callbackLatency.observe(r.duration_ms / 1000);
+    },
+    committed(ops: number, ms: number): void {
+      commits.observe(ms / 1000);
+      commitOps.inc(ops);
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

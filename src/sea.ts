@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import * as sea from 'node:sea';
+import pkg from '../package.json' with { type: 'json' };
+import { runCli } from './cli/main.ts';
+import { setRuntimePaths, type RuntimePaths } from './runtime.ts';
+
+// The single executable's entry (bundled by build.mjs). The binary carries the
+// better-sqlite3 addon and the worker bundles as SEA assets; a thread or dlopen needs a
+// real file, so they are unpacked once into a cache folder, under names that carry their
+// content hash, and reused by every later start of the same build.
+
+/** One unpacked file, as build.mjs describes it in the `manifest.json` asset. */
+export interface ManifestEntry {
+  /** SEA asset key. */
+  asset: string;
+  /** File name in the cache folder; carries the content hash, so a new build never reuses an old file. */
+  file: string;
+  size: number;
+}
+
+export interface Manifest {
+  addon: ManifestEntry;
+  task: ManifestEntry;
+  piscinaWorker: ManifestEntry;
+}
+
+export const MANIFEST_ASSET = 'manifest.json';
+
+interface Candidate {
+  dir: string;
+  /** Where the choice came from, for error messages. */
+  from: string;
+  /** A shared folder (the temp dir): must be ours and closed to others before we load code from it. */
+  shared: boolean;
+}
+
+/** The last value of `--name <v>` / `--name=v` in argv (the CLI parses it properly later). */
+function flagValue(argv: readonly string[], name: string): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === name && i + 1 < argv.length) found = argv[++i];
+    else if (a.startsWith(`${name}=`)) found = a.slice(name.length + 1);
+  }
+  return found;
+}
+
+/**
+ * Where to unpack, in order of preference: `--cache-dir` / `CHARGEGATE_CACHE_DIR` alone
+ * when given; else `.chargegate-cache` in the database's folder, then a per-user folder in
+ * the temp dir (which gateways often mount noexec, hence not the first choice).
+ */
+export function cacheCandidates(
+  env: Record<string, string | undefined>,
+  argv: readonly string[],
+  deps: { tmpdir: () => string; uid: number | undefined } = { tmpdir, uid: process.getuid?.() },
+): Candidate[] {
+  const flag = flagValue(argv, '--cache-dir');
+  if (flag) return [{ dir: resolve(flag), from: '--cache-dir', shared: false }];
+  if (env.CHARGEGATE_CACHE_DIR) return [{ dir: resolve(env.CHARGEGATE_CACHE_DIR), from: 'CHARGEGATE_CACHE_DIR', shared: false }];
+  const db = flagValue(argv, '--db') || env.DB_PATH || './data/chargegate.db';
+  return [
+    { dir: join(dirname(resolve(db)), '.chargegate-cache'), from: 'the database folder', shared: false },
+    { dir: join(deps.tmpdir(), `chargegate-${deps.uid ?? 'user'}`), from: 'the temp dir', shared: true },
+  ];
+}
+
+function ensureDir(c: Candidate): void {
+  mkdirSync(c.dir, { recursive: true, mode: 0o700 });
+  if (!c.shared) return;
+  // Anyone can create folders in /tmp: only load code from one that is ours alone.
+  const st = lstatSync(c.dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) {
+    throw new Error(`${c.dir} is not a private folder of this user`);
+  }
+}
+
+/** Writes one asset unless an earlier start did; temp file + rename, so concurrent starts don't race. */
+function unpack(dir: string, e: ManifestEntry, read: (key: string) => ArrayBuffer): string {
+  const target = join(dir, e.file);
+  try {
+    if (statSync(target).size === e.size) return target;
+  } catch {}
+  const data = new Uint8Array(read(e.asset));
+  if (data.byteLength !== e.size) throw new Error(`embedded ${e.asset} has ${data.byteLength} bytes, expected ${e.size}`);
+  const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    for (let off = 0; off < data.byteLength; ) off += writeSync(fd, data, off);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, target);
+  return target;
+}
+
+export interface UnpackDeps {
+  manifest: Manifest;
+  read: (key: string) => ArrayBuffer;
+  /** Loads the addon once to prove the folder allows it (noexec mounts do not). */
+  load: (file: string) => unknown;
+}
+
+/** Unpacks into the first candidate folder that works and returns the runtime paths. */
+export function unpackAll(candidates: readonly Candidate[], deps: UnpackDeps): Required<RuntimePaths> {
+  const failures: string[] = [];
+  for (const c of candidates) {
+    try {
+      ensureDir(c);
+      const paths = {
+        nativeBinding: unpack(c.dir, deps.manifest.addon, deps.read),
+        workerFile: unpack(c.dir, deps.manifest.task, deps.read),
+        piscinaWorker: unpack(c.dir, deps.manifest.piscinaWorker, deps.read),
+      };
+      deps.load(paths.nativeBinding);
+      return paths;
+    } catch (err) {
+      failures.push(`${c.dir} (${c.from}): ${(err as Error).message}`);
+    }
+  }
+  throw new Error(
+    `cannot unpack the embedded files: ${failures.join('; ')}. Set CHARGEGATE_CACHE_DIR to a writable folder on a filesystem that allows executables.`,
+  );
+}
+
+function main(): void {
+  const argv = process.argv.slice(2);
+  const manifest = JSON.parse(sea.getAsset(MANIFEST_ASSET, 'utf8')) as Manifest;
+  // The injected script's own require reaches built-in modules only.
+  const fsRequire = createRequire(process.execPath);
+  setRuntimePaths(() => unpackAll(cacheCandidates(process.env, argv), { manifest, read: (k) => sea.getRawAsset(k), load: fsRequire }));
+
+  // From here on the same as bin/chargegate.ts.
+  const io = {
+    env: process.env,
+    out: (s: string) => void process.stdout.write(s),
+    err: (s: string) => void process.stderr.write(s),
+  };
+  runCli(argv, io, pkg.version).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+if (sea.isSea()) main();

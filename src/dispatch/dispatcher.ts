@@ -6,7 +6,7 @@ import type { Decision, DecideTask, DeliverTask, DeliveryResult, DecisionStatus 
 import type { Committer } from '../queue/committer.ts';
 import type { AttemptRecord, ClaimedRow, Store } from '../queue/store.ts';
 import type { Depth } from '../queue/depth.ts';
-import { webhookHeaders, secretKey } from './sign.ts';
+import { signingKeys, webhookHeaders } from './sign.ts';
 
 // The main thread's side of the pipeline: claims due rows in batches (leases), feeds
 // decide/deliver tasks to the worker pool, and records what comes back through the
@@ -60,7 +60,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   // A lease outlives the longest a claimed row can legitimately stay in memory (decide
   // deadline + callback deadline + slack); only a crash or a hung thread lets it expire.
   const leaseMs = config.authorizationTimeoutMs + config.callbackTimeoutMs + 30_000;
-  const signingKey = config.callbackSigningSecret ? secretKey(config.callbackSigningSecret) : null;
+  const signingKeysList = signingKeys(config.callbackSigningSecret);
 
   const inflight = new Map<string, InFlight>();
   let claiming = false;
@@ -194,7 +194,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       timeoutMs: config.callbackTimeoutMs,
       items: items.map((it) => {
         const body = JSON.stringify({ station_id: it.station_id, driver_token: it.driver_token, status: it.decision });
-        return { id: it.id, url: it.callback_url, body, headers: webhookHeaders(signingKey, it.id, sentAt, body) };
+        return { id: it.id, url: it.callback_url, body, headers: webhookHeaders(signingKeysList, it.id, sentAt, body) };
       }),
     };
     let results: DeliveryResult[] | null = null;

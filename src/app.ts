@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
+import { compilePolicy } from './core/urlpolicy.ts';
 import { createDispatcher } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
 import { createHealth } from './health.ts';
@@ -77,6 +78,7 @@ export async function createApp(opts: AppOptions) {
     host: config.host,
     port: config.port,
     intake,
+    policy: compilePolicy(config.callbackAllowedHosts),
     reads: createReads(db),
     log,
     health: {

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ChargegateError } from './core/errors.ts';
+import { compilePolicy } from './core/urlpolicy.ts';
 
 // The only reader of process.env. Flags win over environment variables, which win over
 // defaults (SPEC §6); every value is validated here and the result is frozen.
@@ -74,9 +75,10 @@ function httpUrl(raw: string): string {
   return raw;
 }
 
-function list(raw: string): string[] {
+function hostList(raw: string): string[] {
   const items = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  if (items.length === 0) throw new Error('expected a comma-separated list');
+  if (items.length === 0) throw new Error('expected a comma-separated list of host names, *.wildcards, IPs or CIDRs');
+  compilePolicy(items); // throws naming the bad entry
   return items;
 }
 
@@ -95,7 +97,7 @@ const SPECS: Spec[] = [
   { key: 'callbackRetryBaseMs', env: 'CALLBACK_RETRY_BASE_MS', flag: '--callback-retry-base-ms', parse: int(1, DAY_MS_MAX), def: 1000 },
   { key: 'callbackRetryMaxMs', env: 'CALLBACK_RETRY_MAX_MS', flag: '--callback-retry-max-ms', parse: int(1, 7 * DAY_MS_MAX), def: 3_600_000 },
   { key: 'callbackSigningSecret', env: 'CALLBACK_SIGNING_SECRET', flag: '--callback-signing-secret', parse: nonEmpty, def: null },
-  { key: 'callbackAllowedHosts', env: 'CALLBACK_ALLOWED_HOSTS', flag: '--callback-allowed-hosts', parse: list, def: null },
+  { key: 'callbackAllowedHosts', env: 'CALLBACK_ALLOWED_HOSTS', flag: '--callback-allowed-hosts', parse: hostList, def: null },
   { key: 'authorizerUrl', env: 'AUTHORIZER_URL', flag: '--authorizer-url', parse: httpUrl, def: null },
   { key: 'authorizerProtocol', env: 'AUTHORIZER_PROTOCOL', flag: '--authorizer-protocol', parse: oneOf(['json', 'ocpi']), def: 'json' },
   { key: 'authorizerToken', env: 'AUTHORIZER_TOKEN', flag: '--authorizer-token', parse: nonEmpty, def: null },

@@ -1,29 +1,79 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { Agent, request } from 'undici';
+import { REFUSED_BY_POLICY, parseRetryAfter } from '../src/core/retry.ts';
 import type { DeliverTask, DeliverItem, DeliveryResult } from '../src/core/types.ts';
-import { parseRetryAfter } from '../src/core/retry.ts';
+import { checkAddress, checkHost, compilePolicy, type UrlPolicy } from '../src/core/urlpolicy.ts';
 
 // Callback POSTs with undici (the built-in fetch costs ~10x the CPU per request).
 // One Agent per worker thread keeps connections to each receiver alive across tasks.
 
 /** Receivers' answers are read up to this many bytes and then dropped: nobody needs them. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
+const POLICY_ERROR = 'CG_REFUSED_BY_POLICY';
+
+// One process has one policy; tasks carry it so the thread needs no config of its own.
+let policy: UrlPolicy = compilePolicy(null);
+let policyKey = 'null';
+
+function usePolicy(allowed: string[] | null): void {
+  const key = JSON.stringify(allowed);
+  if (key === policyKey) return;
+  policy = compilePolicy(allowed);
+  policyKey = key;
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * The resolver the sockets use: every address a name resolves to is checked before the
+ * connection is made, so a name that passed at accept time and later resolves to a
+ * metadata address (DNS rebinding) is still refused.
+ */
+function guardedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
+  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, []);
+    for (const a of addresses) {
+      const v = checkAddress(policy, hostname.toLowerCase(), a.address);
+      if (!v.ok) return callback(Object.assign(new Error(v.reason), { code: POLICY_ERROR }), []);
+    }
+    if (options.all) return callback(null, addresses);
+    const first = addresses[0];
+    if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
+    callback(null, first.address, first.family);
+  });
+}
 
 const agent = new Agent({
   // Bounded per origin so one slow receiver cannot hold every socket of the thread.
   connections: 64,
   keepAliveTimeout: 10_000,
   keepAliveMaxTimeout: 60_000,
+  connect: { lookup: guardedLookup as never },
 });
 
-function errorCode(err: unknown): string {
-  const e = err as { name?: string; code?: string; cause?: { code?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timeout';
-  return e?.code ?? e?.cause?.code ?? e?.name ?? 'error';
+function errorOf(err: unknown): { code: string; detail: string | null } {
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.code === POLICY_ERROR) return { code: REFUSED_BY_POLICY, detail: e.message ?? null };
+  if (e?.cause?.code === POLICY_ERROR) return { code: REFUSED_BY_POLICY, detail: e.cause.message ?? null };
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return { code: 'timeout', detail: null };
+  return { code: e?.code ?? e?.cause?.code ?? e?.name ?? 'error', detail: null };
 }
 
 export async function post(item: DeliverItem, timeoutMs: number): Promise<DeliveryResult> {
   const started_at = Date.now();
   const t0 = performance.now();
+  const failed = (code: string, detail: string | null): DeliveryResult => ({
+    id: item.id,
+    started_at,
+    duration_ms: Math.round(performance.now() - t0),
+    http_status: null,
+    error: code,
+    retry_after_ms: null,
+    detail,
+  });
+  // IP literals never reach the resolver, so their check happens here.
+  const verdict = checkHost(policy, new URL(item.url).hostname);
+  if (!verdict.ok) return failed(REFUSED_BY_POLICY, verdict.reason ?? null);
   try {
     // undici's request() does not follow redirects: a 3xx is the receiver's answer.
     const res = await request(item.url, {
@@ -45,17 +95,15 @@ export async function post(item: DeliverItem, timeoutMs: number): Promise<Delive
       retry_after_ms: parseRetryAfter(res.headers['retry-after'], Date.now()),
     };
   } catch (err) {
-    return {
-      id: item.id,
-      started_at,
-      duration_ms: Math.round(performance.now() - t0),
-      http_status: null,
-      error: errorCode(err),
-      retry_after_ms: null,
-    };
+    const { code, detail } = errorOf(err);
+    return failed(code, detail);
   }
 }
 
 export function deliver(task: DeliverTask): Promise<DeliveryResult[]> {
+  usePolicy(task.allowedHosts);
   return Promise.all(task.items.map((item) => post(item, task.timeoutMs)));
 }
+
+/** For tests: judge URLs under a policy without a task. */
+export { usePolicy };

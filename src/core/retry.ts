@@ -1,11 +1,15 @@
 import type { DeliveryResult } from './types.ts';
 
+/** Error code of an attempt the callback URL policy refused. */
+export const REFUSED_BY_POLICY = 'refused_by_policy';
+
 export type Outcome = 'delivered' | 'retry' | 'failed';
 
 /** SPEC §2: 2xx delivered; network error, timeout, 408, 429, 5xx retried; other statuses fail at once. */
 export function classify(result: Pick<DeliveryResult, 'http_status' | 'error'>): Outcome {
   const s = result.http_status;
-  if (s === null) return 'retry';
+  // A target the URL policy refuses stays refused: retrying cannot help.
+  if (s === null) return result.error === REFUSED_BY_POLICY ? 'failed' : 'retry';
   if (s >= 200 && s < 300) return 'delivered';
   if (s === 408 || s === 429 || s >= 500) return 'retry';
   return 'failed';

@@ -38,6 +38,8 @@ export interface DeliverItem {
 
 export interface DeliverTask {
   timeoutMs: number;
+  /** CALLBACK_ALLOWED_HOSTS entries (null = any host but the always-refused ones). */
+  allowedHosts: string[] | null;
   items: DeliverItem[];
 }
 
@@ -51,6 +53,8 @@ export interface DeliveryResult {
   error: string | null;
   /** Parsed Retry-After in ms, when the receiver sent one. */
   retry_after_ms: number | null;
+  /** Why the attempt was refused before connecting (URL policy), else null. */
+  detail?: string | null;
 }
 
 /** A validated POST /api/v1/charging-session body. */

@@ -192,6 +192,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     const sentAt = now();
     const task: DeliverTask = {
       timeoutMs: config.callbackTimeoutMs,
+      allowedHosts: config.callbackAllowedHosts,
       items: items.map((it) => {
         const body = JSON.stringify({ station_id: it.station_id, driver_token: it.driver_token, status: it.decision });
         return { id: it.id, url: it.callback_url, body, headers: webhookHeaders(signingKeysList, it.id, sentAt, body) };
@@ -229,7 +230,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       } else if (outcome === 'retry') {
         next_due_at = at + backoffMs(attempt, { baseMs: config.callbackRetryBaseMs, maxMs: config.callbackRetryMaxMs }, random, r.retry_after_ms);
       } else if (outcome === 'failed') {
-        failure = `rejected: HTTP ${r.http_status}`;
+        failure = r.http_status === null ? `${r.error}: ${r.detail ?? ''}`.trim() : `rejected: HTTP ${r.http_status}`;
       }
       return { id: it.id, attempt, started_at: r.started_at, duration_ms: r.duration_ms, http_status: r.http_status, error: r.error, outcome, next_due_at, failure };
     });

@@ -1,4 +1,6 @@
 import Joi from 'joi';
+import type { SessionBody as Body } from '../core/types.ts';
+import { checkHost, compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
 import { TOKEN_RE as TOKEN, UUID_RE as UUID } from '../core/validate.ts';
 
 // The accept contract of SPEC §1, one rule per field. Messages name the rule in words a
@@ -8,7 +10,7 @@ export const FIELDS = ['station_id', 'driver_token', 'callback_url'] as const;
 
 // UUID_RE: RFC 9562 text form, any version (v1 in the SPEC's example), any letter case.
 
-function callbackUrl(value: string, helpers: Joi.CustomHelpers): string | Joi.ErrorReport {
+const callbackUrl = (policy: UrlPolicy) => (value: string, helpers: Joi.CustomHelpers): string | Joi.ErrorReport => {
   let u: URL;
   try {
     u = new URL(value);
@@ -21,21 +23,27 @@ function callbackUrl(value: string, helpers: Joi.CustomHelpers): string | Joi.Er
   if (!/^https?:\/\//i.test(value)) return helpers.error('url.absolute');
   if (u.username !== '' || u.password !== '' || /^[a-z]+:\/\/[^/?#]*@/i.test(value)) return helpers.error('url.userinfo');
   if (u.hostname === '') return helpers.error('url.absolute');
+  // Where the text alone decides (IP literals, metadata names, the allow-list), refuse now;
+  // names are checked again on their resolved addresses at delivery.
+  const verdict = checkHost(policy, u.hostname);
+  if (!verdict.ok) return helpers.error('url.policy', { reason: verdict.reason });
   return value;
-}
+};
 
-export const sessionSchema = Joi.object({
+/** The body schema under a callback URL policy (CALLBACK_ALLOWED_HOSTS). */
+export const createSessionSchema = (policy: UrlPolicy) => Joi.object({
   station_id: Joi.string().required().pattern(UUID).messages({
     'string.pattern.base': 'must be a UUID (8-4-4-4-12 hex digits)',
   }),
   driver_token: Joi.string().required().pattern(TOKEN).messages({
     'string.pattern.base': 'must be 20 to 80 characters from A-Z a-z 0-9 . _ ~ -',
   }),
-  callback_url: Joi.string().required().max(2048).custom(callbackUrl).messages({
+  callback_url: Joi.string().required().max(2048).custom(callbackUrl(policy)).messages({
     'string.max': 'must be at most 2048 characters',
     'url.absolute': 'must be an absolute http: or https: URL',
     'url.scheme': 'must use the http: or https: scheme',
     'url.userinfo': 'must not contain user information (user:password@)',
+    'url.policy': 'is not an allowed callback target: {#reason}',
   }),
 })
   .required()
@@ -47,11 +55,10 @@ export const sessionSchema = Joi.object({
   })
   .prefs({ abortEarly: false, convert: false, errors: { wrap: { label: false } } });
 
-export interface SessionBody {
-  station_id: string;
-  driver_token: string;
-  callback_url: string;
-}
+/** The schema with no allow-list (link-local and metadata targets are still refused). */
+export const sessionSchema = createSessionSchema(compilePolicy(null));
+
+export type SessionBody = Body;
 
 export interface FieldError {
   field: string;

@@ -1,5 +1,6 @@
 import Hapi from '@hapi/hapi';
 import type { Logger } from 'pino';
+import type { UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../intake.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
@@ -10,6 +11,8 @@ export interface ServerDeps {
   host: string;
   port: number;
   intake: Intake;
+  /** Callback URL policy applied at accept time. */
+  policy: UrlPolicy;
   reads: RequestLookup;
   health: HealthSource;
   log: Logger;
@@ -39,7 +42,7 @@ export function createServer(deps: ServerDeps): Hapi.Server {
       payload: { timeout: 10_000 },
     },
   });
-  server.route([...sessionRoutes(deps.intake), ...statusRoutes(deps.reads), ...healthRoutes(deps.health)]);
+  server.route([...sessionRoutes(deps.intake, deps.policy), ...statusRoutes(deps.reads), ...healthRoutes(deps.health)]);
 
   // Every error the framework produces gets the SPEC's error shape.
   server.ext('onPreResponse', (request, h) => {

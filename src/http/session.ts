@@ -3,7 +3,8 @@ import type Joi from 'joi';
 import { ERRORS, isChargegateError } from '../core/errors.ts';
 import type { Intake } from '../intake.ts';
 import { errorReply } from './reply.ts';
-import { fieldErrors, sessionSchema, type FieldError, type SessionBody } from './schema.ts';
+import type { UrlPolicy } from '../core/urlpolicy.ts';
+import { createSessionSchema, fieldErrors, type FieldError, type SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';
 
@@ -22,7 +23,8 @@ function idempotencyKey(headers: Record<string, unknown>): { value: string | nul
   return { value: raw };
 }
 
-export function sessionRoutes(intake: Intake): ServerRoute[] {
+export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] {
+  const schema = createSessionSchema(policy);
   return [
     {
       method: 'POST',
@@ -37,7 +39,7 @@ export function sessionRoutes(intake: Intake): ServerRoute[] {
           output: 'data',
         },
         validate: {
-          payload: sessionSchema,
+          payload: schema,
           failAction: (request, h, err) => {
             const errors = fieldErrors(err as Joi.ValidationError);
             const keyError = idempotencyKey(request.headers).error;

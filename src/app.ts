@@ -5,13 +5,14 @@ import { createDispatcher } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
 import { createHealth } from './health.ts';
 import { createServer } from './http/server.ts';
-import { createIntake } from './intake.ts';
+import { createIntake, IDEMPOTENCY_TTL_MS } from './intake.ts';
 import { createMetrics } from './metrics.ts';
 import { createCommitter } from './queue/committer.ts';
 import { openDb } from './queue/db.ts';
 import { createDepth } from './queue/depth.ts';
 import { migrate } from './queue/migrate.ts';
 import { createReads } from './queue/reads.ts';
+import { createRetention } from './queue/retention.ts';
 import { createStore } from './queue/store.ts';
 import { runtimePaths } from './runtime.ts';
 
@@ -72,6 +73,7 @@ export async function createApp(opts: AppOptions) {
     inFlight: () => dispatcher.inflight,
   });
   const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, now });
+  const retention = createRetention({ db, committer, log, retentionDays: config.retentionDays, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, now });
   let ready = false;
   const registry = metrics.registry;
   const server = createServer({
@@ -104,9 +106,11 @@ export async function createApp(opts: AppOptions) {
     db,
     depth,
     dispatcher,
+    retention,
     async start(): Promise<void> {
       await server.start();
       dispatcher.start();
+      retention.start();
       ready = true;
       const { address, port } = server.info;
       log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value }, 'listening');
@@ -117,6 +121,7 @@ export async function createApp(opts: AppOptions) {
         ready = false;
         intake.close();
         clearInterval(resync);
+        await retention.stop();
         await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
         committer.flush();

@@ -25,6 +25,8 @@ export function openDb(path: string, opts: OpenOptions): Db {
   db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs))}`);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
+  // After a checkpoint the WAL is cut back to this size instead of keeping its peak.
+  db.pragma('journal_size_limit = 67108864');
   // acl_stations rows go with their token (ON DELETE CASCADE).
   db.pragma('foreign_keys = ON');
   return db;

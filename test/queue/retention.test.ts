@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createCommitter } from '../../src/queue/committer.ts';
+import { openDb } from '../../src/queue/db.ts';
+import { migrate } from '../../src/queue/migrate.ts';
+import { createRetention } from '../../src/queue/retention.ts';
+import { createStore } from '../../src/queue/store.ts';
+import { captureLog } from '../support/app.ts';
+import { tempDir } from '../support/tmp.ts';
+
+const DAY = 86_400_000;
+
+describe('retention', () => {
+  it('prunes finished requests past RETENTION_DAYS with their attempts, in batches, and old idempotency keys', async (t) => {
+    const db = openDb(join(tempDir(t), 'r.db'), { busyTimeoutMs: 1000 });
+    migrate(db);
+    t.after(() => db.close());
+    const store = createStore(db);
+    const now = 100 * DAY;
+    const make = (finishedDaysAgo: number | null, outcome: 'delivered' | 'failed') => {
+      const id = randomUUID();
+      store.insert({ id, station_id: 's', driver_token: 'ABCD-efgh1234567890_~valid.token', token_hash: 'h', token_mask: 'm', callback_url: 'http://x/', created_at: 0 });
+      if (finishedDaysAgo !== null) {
+        store.claim(0, 1, 1);
+        store.recordDecisions([{ id, status: 'allowed', reason: 'r', source: 'local_list', latency_ms: 1 }], 0, 1);
+        store.recordAttempts([{ id, attempt: 1, started_at: 0, duration_ms: 1, http_status: outcome === 'delivered' ? 200 : 400, error: null, outcome, next_due_at: null, failure: null }], now - finishedDaysAgo * DAY);
+      }
+      return id;
+    };
+    const old = Array.from({ length: 12 }, (_, i) => make(31 + i, i % 2 ? 'failed' : 'delivered'));
+    const recent = make(29, 'delivered');
+    const open = make(null, 'delivered');
+    store.insertKey('old-key', 'h', old[0]!, now - 2 * DAY);
+    store.insertKey('new-key', 'h', recent, now - 1000);
+
+    let commits = 0;
+    const committer = createCommitter(db, { onCommit: () => commits++ });
+    const retention = createRetention({ db, committer, log: captureLog().log, retentionDays: 30, idempotencyTtlMs: DAY, now: () => now, batchSize: 5 });
+    assert.deepEqual(await retention.runOnce(), { requests: 12, keys: 1 });
+    assert.ok(commits >= 3, 'several small transactions, not one long one');
+    const ids = (db.prepare('SELECT id FROM charging_requests ORDER BY id').pluck().all() as string[]).sort();
+    assert.deepEqual(ids, [recent, open].sort());
+    assert.equal((db.prepare('SELECT COUNT(*) FROM callback_attempts').pluck().get() as number), 1);
+    assert.deepEqual(db.prepare('SELECT key FROM idempotency_keys').pluck().all(), ['new-key']);
+    assert.deepEqual(await retention.runOnce(), { requests: 0, keys: 0 });
+  });
+});

@@ -6,8 +6,9 @@ import { migrate } from '../queue/migrate.ts';
 import { runtimePaths } from '../runtime.ts';
 import { serve } from '../serve.ts';
 import { aclAdd, aclImport, aclList, aclRemove, checkExpiry, checkStation, checkToken } from './acl.ts';
+import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
-import { table } from './usage.ts';
+import { table, usageError } from './usage.ts';
 
 // The command line (SPEC §6). Exit codes: 0 done, 1 the operation failed, 2 bad usage.
 
@@ -146,7 +147,66 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['station_id', 'name', 'created_at'])}\n`);
     });
 
-  for (const cmd of [program, ...program.commands, ...acl.commands, ...stations.commands]) {
+  const requests = program.command('requests').description('inspect accepted requests');
+  requests
+    .command('list')
+    .description('most recent requests first (tokens masked)')
+    .option('--state <state>', 'only this state: queued, authorizing, delivering, delivered, failed')
+    .option('--limit <n>', 'at most this many rows', '50')
+    .option('--json', 'JSON output for scripts', false)
+    .addOption(dbOption())
+    .action((o: { state?: string; limit: string; json: boolean; db?: string }) => {
+      const limit = Number(o.limit);
+      if (!/^\d+$/.test(o.limit) || limit < 1 || limit > 100_000) throw usageError(`invalid --limit ${JSON.stringify(o.limit)}: expected an integer from 1 to 100000`);
+      const rows = withDb(io, o.db, (db) => requestsList(db, { state: o.state, limit }));
+      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['request_id', 'state', 'decision', 'attempts', 'driver_token', 'created_at', 'last_error'])}\n`);
+    });
+  requests
+    .command('show <request_id>')
+    .description('one request: decision, attempts, timestamps (same facts as the HTTP API)')
+    .option('--json', 'JSON output for scripts', false)
+    .addOption(dbOption())
+    .action((id: string, o: { json: boolean; db?: string }) => {
+      const view = withDb(io, o.db, (db) => requestShow(db, id));
+      if (!view) {
+        io.err(`requests: no request ${id}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      io.out(o.json ? `${JSON.stringify(view)}\n` : `${formatRequest(view)}\n`);
+    });
+
+  program
+    .command('replay [request_id...]')
+    .description('re-deliver failed requests with their recorded decision (the ACL is not asked again)')
+    .option('--failed', 'every failed request', false)
+    .option('--since <iso>', 'with --failed: only those that failed at or after this time')
+    .option('--json', 'JSON output for scripts', false)
+    .addOption(dbOption())
+    .action((ids: string[], o: { failed: boolean; since?: string; json: boolean; db?: string }) => {
+      if (o.failed === (ids.length > 0)) throw usageError('give request ids or --failed (not both)');
+      if (o.since !== undefined && !o.failed) throw usageError('--since goes with --failed');
+      const since = o.since === undefined ? null : Date.parse(checkExpiry(o.since));
+      const r = withDb(io, o.db, (db) => replay(db, o.failed ? { failedSince: since } : { ids }));
+      if (o.json) io.out(`${JSON.stringify(r)}\n`);
+      else {
+        io.out(`replay: ${r.replayed.length} re-queued\n`);
+        for (const s of r.skipped) io.err(`replay: ${s.request_id}: ${s.reason}\n`);
+      }
+      if (r.skipped.length > 0 && !o.failed) process.exitCode = 1;
+    });
+
+  program
+    .command('stats')
+    .description('queue depth by state, oldest pending age, decisions, delivery success rates')
+    .option('--json', 'JSON output for scripts', false)
+    .addOption(dbOption())
+    .action((o: { json: boolean; db?: string }) => {
+      const s = withDb(io, o.db, (db) => stats(db));
+      io.out(o.json ? `${JSON.stringify(s)}\n` : `${formatStats(s)}\n`);
+    });
+
+  for (const cmd of [program, ...program.commands, ...acl.commands, ...stations.commands, ...requests.commands]) {
     cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   }
   return program;

@@ -45,6 +45,7 @@ interface InFlight {
   driver_token: string | null;
   callback_url: string;
   attempts: number;
+  roundStart: number;
   decision: DecisionStatus | null;
 }
 
@@ -107,6 +108,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         driver_token: row.driver_token,
         callback_url: row.callback_url,
         attempts: row.attempts,
+        roundStart: row.round_start_attempts,
         decision: row.decision_status,
       };
       inflight.set(row.id, item);
@@ -224,11 +226,11 @@ export function createDispatcher(deps: DispatcherDeps) {
       let outcome = classify(r);
       let failure: string | null = null;
       let next_due_at: number | null = null;
-      if (outcome === 'retry' && attempt >= config.callbackMaxAttempts) {
+      if (outcome === 'retry' && attempt - it.roundStart >= config.callbackMaxAttempts) {
         outcome = 'failed';
         failure = `max_attempts: last ${r.error ?? `HTTP ${r.http_status}`}`;
       } else if (outcome === 'retry') {
-        next_due_at = at + backoffMs(attempt, { baseMs: config.callbackRetryBaseMs, maxMs: config.callbackRetryMaxMs }, random, r.retry_after_ms);
+        next_due_at = at + backoffMs(attempt - it.roundStart, { baseMs: config.callbackRetryBaseMs, maxMs: config.callbackRetryMaxMs }, random, r.retry_after_ms);
       } else if (outcome === 'failed') {
         failure = r.http_status === null ? `${r.error}: ${r.detail ?? ''}`.trim() : `rejected: HTTP ${r.http_status}`;
       }

@@ -118,6 +118,16 @@ CREATE INDEX charging_requests_open_created ON charging_requests (created_at) WH
 CREATE INDEX charging_requests_failed ON charging_requests (finished_at) WHERE state = 'failed';
 `,
   },
+  {
+    version: 3,
+    name: 'replay rounds',
+    sql: `
+-- An admin replay starts a fresh round of CALLBACK_MAX_ATTEMPTS; attempts keeps counting
+-- across rounds so callback_attempts numbers stay unique.
+ALTER TABLE charging_requests ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE charging_requests ADD COLUMN round_start_attempts INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -21,6 +21,8 @@ export interface ClaimedRow {
   callback_url: string;
   state: RequestState;
   attempts: number;
+  /** attempts before the current replay round (0 without replays). */
+  round_start_attempts: number;
   claim_count: number;
   decision_status: DecisionStatus | null;
 }
@@ -52,7 +54,7 @@ export function createStore(db: Db) {
     SET state = CASE WHEN decision_status IS NULL THEN 'authorizing' ELSE 'delivering' END,
         locked_at = @now, due_at = @now + @lease, claim_count = claim_count + 1, updated_at = @now
     WHERE id IN (SELECT id FROM charging_requests WHERE ${OPEN} AND due_at <= @now ORDER BY due_at LIMIT @limit)
-    RETURNING id, station_id, driver_token, callback_url, state, attempts, claim_count, decision_status`);
+    RETURNING id, station_id, driver_token, callback_url, state, attempts, round_start_attempts, claim_count, decision_status`);
 
   const decide = db.prepare(`UPDATE charging_requests
     SET state = 'delivering', decision_status = @status, decision_reason = @reason, decision_source = @source,

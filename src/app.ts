@@ -10,6 +10,7 @@ import { createMetrics } from './metrics.ts';
 import { createCommitter } from './queue/committer.ts';
 import { openDb } from './queue/db.ts';
 import { createDepth } from './queue/depth.ts';
+import { heartbeat, HEARTBEAT_MS, resign, takeOver } from './queue/instance.ts';
 import { migrate } from './queue/migrate.ts';
 import { createReads } from './queue/reads.ts';
 import { createRetention } from './queue/retention.ts';
@@ -36,6 +37,14 @@ export async function createApp(opts: AppOptions) {
   const db = openDb(config.dbPath, { busyTimeoutMs: 5000, nativeBinding: paths.nativeBinding, createDir: true });
   const { from, to } = migrate(db);
   if (from !== to) log.info({ from, to, db: config.dbPath }, 'database migrated');
+  let takeover;
+  try {
+    takeover = takeOver(db, now());
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  if (takeover.released) log.warn({ released: takeover.released }, 'previous instance died; its claimed requests are resumed now');
   db.pragma(`busy_timeout = ${SERVICE_BUSY_TIMEOUT_MS}`);
 
   const store = createStore(db);
@@ -98,6 +107,10 @@ export async function createApp(opts: AppOptions) {
     }
   }, RESYNC_MS);
   resync.unref();
+  const beat = setInterval(() => {
+    committer.run(() => heartbeat(db, now())).catch((err) => log.warn({ err: String(err) }, 'heartbeat failed'));
+  }, HEARTBEAT_MS);
+  beat.unref();
 
   let stopping: Promise<void> | null = null;
 
@@ -121,9 +134,11 @@ export async function createApp(opts: AppOptions) {
         ready = false;
         intake.close();
         clearInterval(resync);
+        clearInterval(beat);
         await retention.stop();
         await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
+        await committer.run(() => resign(db)).catch(() => undefined);
         committer.flush();
         await pool.destroy();
         db.close();

@@ -11,6 +11,7 @@ export const ERRORS = {
   CG_ERR_DB_UNAVAILABLE: { status: 503, apiStatus: 'rejected', retryable: true },
   CG_ERR_SHUTTING_DOWN: { status: 503, apiStatus: 'rejected', retryable: true },
   CG_ERR_INTERNAL: { status: 500, apiStatus: 'error', retryable: true },
+  CG_ERR_SCHEMA_NEWER: { status: 500, apiStatus: 'error', retryable: false },
   CG_ERR_CONFIG: { status: 500, apiStatus: 'error', retryable: false },
   CG_ERR_USAGE: { status: 400, apiStatus: 'invalid', retryable: false },
 } as const;

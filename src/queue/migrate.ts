@@ -19,7 +19,7 @@ export function migrate(db: Db, now: () => number = Date.now): { from: number; t
   const from = schemaVersion(db);
   if (from > SCHEMA_VERSION) {
     throw new ChargegateError(
-      'CG_ERR_CONFIG',
+      'CG_ERR_SCHEMA_NEWER',
       `database schema version ${from} is newer than this chargegate supports (${SCHEMA_VERSION}); upgrade chargegate`,
     );
   }

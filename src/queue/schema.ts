@@ -128,6 +128,22 @@ ALTER TABLE charging_requests ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE charging_requests ADD COLUMN round_start_attempts INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 4,
+    name: 'serving instance',
+    sql: `
+-- The one process serving this file. A start finds out from it whether the previous
+-- owner is gone (then its leases are handed back at once) or still running (then the
+-- start is refused: two dispatchers on one queue would deliver everything twice).
+CREATE TABLE service_instance (
+  id           INTEGER PRIMARY KEY CHECK (id = 1),
+  pid          INTEGER NOT NULL,
+  host         TEXT NOT NULL,
+  started_at   INTEGER NOT NULL,                 -- ms since epoch
+  heartbeat_at INTEGER NOT NULL
+) STRICT;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

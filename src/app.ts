@@ -81,7 +81,7 @@ export async function createApp(opts: AppOptions) {
     poolThreads: () => pool.threads.length,
     inFlight: () => dispatcher.inflight,
   });
-  const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, now });
+  const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, handoff: dispatcher.handoff, now });
   const retention = createRetention({ db, committer, log, retentionDays: config.retentionDays, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, now });
   let ready = false;
   const registry = metrics.registry;

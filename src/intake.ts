@@ -1,7 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ChargegateError } from './core/errors.ts';
 import { hashToken, maskToken } from './core/token.ts';
+import { uuidv7 } from './core/uuid7.ts';
 import type { SessionBody } from './core/types.ts';
 import type { Committer } from './queue/committer.ts';
 import type { Depth } from './queue/depth.ts';
@@ -13,6 +14,17 @@ import type { Store } from './queue/store.ts';
 /** How long an Idempotency-Key is remembered (Stripe and the IETF draft use 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 
+/** The dispatcher's side of the direct hand-off of freshly accepted rows. */
+export interface Handoff {
+  /** Reserves an in-flight slot; false when the dispatcher is full (the row then waits queued). */
+  tryReserve(): boolean;
+  /** Gives up a reserved slot whose row did not commit. */
+  cancel(): void;
+  /** Takes a committed, already-claimed row. */
+  adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string }): void;
+  readonly leaseMs: number;
+}
+
 export interface IntakeDeps {
   store: Store;
   committer: Committer;
@@ -20,6 +32,7 @@ export interface IntakeDeps {
   log: Logger;
   /** Called after each commit that accepted requests, to wake the dispatcher. */
   onAccepted: () => void;
+  handoff?: Handoff;
   now?: () => number;
 }
 
@@ -48,7 +61,7 @@ export function createIntake(deps: IntakeDeps) {
     }
     const at = now();
     const row = {
-      id: randomUUID(),
+      id: uuidv7(at),
       station_id: body.station_id,
       driver_token: body.driver_token,
       token_hash: hashToken(body.driver_token),
@@ -56,19 +69,23 @@ export function createIntake(deps: IntakeDeps) {
       callback_url: body.callback_url,
       created_at: at,
     };
+    const handoff = deps.handoff?.tryReserve() ? deps.handoff : null;
     try {
       await committer.run(() => {
-        store.insert(row);
+        if (handoff) store.insertClaimed(row, handoff.leaseMs);
+        else store.insert(row);
         if (key !== null) store.insertKey(key, hash!, row.id, at);
       });
     } catch (err) {
+      handoff?.cancel();
       depth.unreserve();
       log.error({ err: String(err) }, 'could not commit an accepted request');
       throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
     }
     depth.committed();
     log.info({ request_id: row.id, station_id: row.station_id, driver_token: row.token_mask }, 'accepted');
-    onAccepted();
+    if (handoff) handoff.adopt(row);
+    else onAccepted();
     return row.id;
   }
 

@@ -129,7 +129,7 @@ export function unpackAll(candidates: readonly Candidate[], deps: UnpackDeps): R
     }
   }
   throw new Error(
-    `cannot unpack the embedded files: ${failures.join('; ')}. Set CHARGEGATE_CACHE_DIR to a writable folder on a filesystem that allows executables.`,
+    `cannot unpack the embedded files: ${failures.join('; ')}. CHARGEGATE_CACHE_DIR chooses the folder: it must be writable and allow executables (not mounted noexec).`,
   );
 }
 

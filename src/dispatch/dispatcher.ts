@@ -64,6 +64,10 @@ export function createDispatcher(deps: DispatcherDeps) {
   const signingKeysList = signingKeys(config.callbackSigningSecret);
 
   const inflight = new Map<string, InFlight>();
+  // Slots promised to accepts whose rows are being committed pre-claimed.
+  let reserved = 0;
+  let adopted: InFlight[] = [];
+  let adoptScheduled = false;
   let claiming = false;
   let stopped = false;
   let wakeTimer: NodeJS.Timeout | null = null;
@@ -71,7 +75,7 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   function kick(): void {
     if (stopped || claiming) return;
-    const room = capacity - inflight.size;
+    const room = capacity - inflight.size - reserved;
     if (room <= 0) return;
     claiming = true;
     committer.run(() => store.claim(now(), Math.min(room, 1024), leaseMs)).then(
@@ -123,6 +127,13 @@ export function createDispatcher(deps: DispatcherDeps) {
       if (next !== null) schedule(next - now());
       else schedule(pollMs);
     }
+  }
+
+  function dispatchAdopted(): void {
+    adoptScheduled = false;
+    const batch = adopted;
+    adopted = [];
+    for (let i = 0; i < batch.length; i += batchSize) void decide(batch.slice(i, i + batchSize));
   }
 
   function finish(items: InFlight[]): void {
@@ -259,6 +270,29 @@ export function createDispatcher(deps: DispatcherDeps) {
   }
 
   return {
+    /** Direct hand-off from the accept path (see Handoff in src/intake.ts). */
+    handoff: {
+      leaseMs,
+      tryReserve(): boolean {
+        if (stopped || inflight.size + reserved >= capacity) return false;
+        reserved++;
+        return true;
+      },
+      cancel(): void {
+        reserved--;
+      },
+      adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string }): void {
+        reserved--;
+        const item: InFlight = { id: row.id, station_id: row.station_id, driver_token: row.driver_token, callback_url: row.callback_url, attempts: 0, roundStart: 0, decision: null };
+        inflight.set(row.id, item);
+        adopted.push(item);
+        // Every accept of one commit is adopted in the same turn: batch them per task.
+        if (!adoptScheduled) {
+          adoptScheduled = true;
+          setImmediate(dispatchAdopted);
+        }
+      },
+    },
     start(): void {
       stopped = false;
       kick();

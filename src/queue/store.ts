@@ -47,6 +47,12 @@ export function createStore(db: Db) {
   const insert = db.prepare(`INSERT INTO charging_requests
     (id, station_id, driver_token, token_hash, token_mask, callback_url, state, created_at, updated_at, due_at)
     VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, 'queued', @created_at, @created_at, @created_at)`);
+  // Inserted already claimed, for the dispatcher to take straight from the accept path:
+  // one write and one commit fewer per request than insert-then-claim.
+  const insertClaimed = db.prepare(`INSERT INTO charging_requests
+    (id, station_id, driver_token, token_hash, token_mask, callback_url, state, created_at, updated_at, due_at, locked_at, claim_count)
+    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, 'authorizing', @created_at, @created_at,
+            @created_at + @lease, @created_at, 1)`);
 
   // Claim by due_at, which is the lease expiry while a row is claimed: an expired lease
   // is claimable again however old the row is (never by created_at).
@@ -95,6 +101,10 @@ export function createStore(db: Db) {
   return {
     insert(row: NewRequest): void {
       insert.run(row);
+    },
+    /** Inserts the row claimed under a lease of leaseMs from its created_at. */
+    insertClaimed(row: NewRequest, leaseMs: number): void {
+      insertClaimed.run({ ...row, lease: leaseMs });
     },
     claim(now: number, limit: number, leaseMs: number): ClaimedRow[] {
       if (limit <= 0) return [];

@@ -1,0 +1,272 @@
+// Builds dist/chargegate: one Node single-executable (SEA) file for Linux x86-64 that
+// needs nothing installed. Facts this follows: /work/shared/PACKAGING.md.
+//
+//   1. esbuild bundles (CommonJS): the CLI (src/sea.ts), the piscina task file
+//      (workers/task.ts) and piscina's own worker bootstrap.
+//   2. The worker bundles, the better-sqlite3 addon and a manifest become SEA assets;
+//      src/sea.ts unpacks them at start into a cache folder.
+//   3. The blob is made by the same Node binary that is copied, stripped (before the
+//      injection, never after) and injected with postject.
+//
+// Unchanged inputs rebuild in about a second: the stripped Node is cached per Node binary
+// hash, and the blob + injection are skipped when their inputs' hash matches the last build.
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const require = createRequire(import.meta.url);
+const root = dirname(fileURLToPath(import.meta.url));
+const dist = join(root, 'dist');
+const output = join(dist, 'chargegate');
+const stampFile = join(dist, '.chargegate.build.json');
+const cacheDir = join(root, 'node_modules', '.cache', 'chargegate-sea');
+const SENTINEL_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const ADDON = join(root, 'node_modules', 'better-sqlite3', 'prebuilds', 'linux-x64.node');
+/** Bump when the steps below change in a way the input hash cannot see. */
+const RECIPE = 1;
+
+const t0 = performance.now();
+const say = (msg) => process.stdout.write(`build: ${msg} (${Math.round(performance.now() - t0)} ms)\n`);
+const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+
+class BuildError extends Error {}
+
+function fail(msg) {
+  throw new BuildError(msg);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  if (r.error) fail(r.error.code === 'ENOENT' ? `${cmd} not found (strip comes with binutils)` : `${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+// The Node that ships: the project's pinned one (npm package `node`), never the system's.
+function findNode() {
+  const bin = join(dirname(require.resolve('node/package.json')), 'bin', 'node');
+  if (!existsSync(bin)) fail(`${bin} not found: run npm ci`);
+  const version = run(bin, ['--version']).trim();
+  const wanted = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).devDependencies.node;
+  if (version !== `v${wanted}`) fail(`${bin} is ${version}, package.json pins node ${wanted}`);
+  const arch = run(bin, ['-p', 'process.platform + "-" + process.arch']).trim();
+  if (arch !== 'linux-x64') fail(`the executable is built for linux-x64, this Node is ${arch}`);
+  return { bin, version };
+}
+
+/** Rewrites one text in one dependency file, failing the build when it is not there (an upgrade changed it). */
+function rewrite(name, filter, from, to) {
+  return {
+    name,
+    setup(build) {
+      build.onLoad({ filter }, (args) => {
+        const text = readFileSync(args.path, 'utf8');
+        if (!text.includes(from)) throw new Error(`${name}: ${JSON.stringify(from)} not found in ${args.path}`);
+        return { contents: text.replace(from, to), loader: 'js' };
+      });
+    },
+  };
+}
+
+// piscina starts its threads on `resolve(__dirname, 'worker.js')`; inside the binary
+// __dirname is the binary's folder. Read the unpacked bootstrap from src/runtime.ts.
+const piscinaBootstrap = rewrite(
+  'piscina-bootstrap',
+  /[\\/]piscina[\\/]dist[\\/]index\.js$/,
+  "(0, node_path_1.resolve)(__dirname, 'worker.js')",
+  `(require(${JSON.stringify(join(root, 'src', 'runtime.ts'))}).runtimePaths().piscinaWorker ?? (0, node_path_1.resolve)(__dirname, 'worker.js'))`,
+);
+
+// better-sqlite3 loads a `nativeBinding` path with `require`, which in the binary's main
+// script reaches built-in modules only. It honours the bundlers' `__non_webpack_require__`
+// escape hatch; give it a require that reads the file system.
+const sqliteRequire = rewrite(
+  'better-sqlite3-require',
+  /[\\/]better-sqlite3[\\/]lib[\\/]binding\.js$/,
+  "'use strict';",
+  "'use strict';\nconst __non_webpack_require__ = require('node:module').createRequire(process.execPath);",
+);
+
+async function bundle(entry, plugins) {
+  const r = await esbuild.build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    write: false,
+    outfile: 'out.cjs',
+    minifySyntax: true,
+    minifyWhitespace: true,
+    legalComments: 'none',
+    // Optional piscina helper for niceIncrement, which chargegate does not use.
+    external: ['@napi-rs/nice'],
+    plugins,
+    logLevel: 'silent',
+    metafile: true,
+  });
+  for (const w of r.warnings) {
+    // src/runtime.ts reads import.meta.url only for its checkout default, which the
+    // binary replaces before first use (src/sea.ts).
+    if (w.id === 'empty-import-meta' && w.location?.file === 'src/runtime.ts') continue;
+    const [msg] = await esbuild.formatMessages([w], { kind: 'warning' });
+    process.stderr.write(msg);
+  }
+  const inputs = Object.keys(r.metafile.inputs);
+  return { code: r.outputFiles[0].contents, inputs };
+}
+
+function fileId(file) {
+  const st = statSync(file);
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
+// Work folders and temp files of builds that were killed half-way (each ~110 MB).
+function removeLeftovers() {
+  const hourAgo = Date.now() - 3600_000;
+  for (const name of readdirSync(cacheDir)) {
+    if (!name.startsWith('work-') && !name.endsWith('.tmp')) continue;
+    const p = join(cacheDir, name);
+    if (statSync(p).mtimeMs < hourAgo) rmSync(p, { recursive: true, force: true });
+  }
+}
+
+function asset(key, file, data) {
+  return { key, file, data, manifest: { asset: key, file, size: data.byteLength } };
+}
+
+function hashed(name, ext, data) {
+  return `${name}-${sha256(data).slice(0, 16)}${ext}`;
+}
+
+// A stripped copy of the Node binary, made once per binary.
+function strippedNode(node) {
+  // Hashing 120 MB takes a few hundred ms: remember the hash per file identity.
+  const st = statSync(node.bin);
+  const hashFile = join(cacheDir, `node-${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}.sha256`);
+  let nodeHash = existsSync(hashFile) ? readFileSync(hashFile, 'utf8').trim() : '';
+  if (!/^[0-9a-f]{64}$/.test(nodeHash)) {
+    nodeHash = sha256(readFileSync(node.bin));
+    writeFileSync(hashFile, `${nodeHash}\n`);
+  }
+  const cached = join(cacheDir, `node-${node.version}-${nodeHash.slice(0, 16)}-stripped`);
+  if (existsSync(cached)) return { file: cached, hash: nodeHash };
+  const tmp = `${cached}.${process.pid}.tmp`;
+  copyFileSync(node.bin, tmp);
+  chmodSync(tmp, 0o755);
+  run('strip', [tmp]);
+  renameSync(tmp, cached);
+  // One stripped Node is kept: the one for the binary the project pins now.
+  for (const name of readdirSync(cacheDir)) {
+    if (/^node-.*-stripped$/.test(name) && join(cacheDir, name) !== cached) rmSync(join(cacheDir, name), { force: true });
+  }
+  say(`stripped ${relative(root, node.bin)} -> ${relative(root, cached)}`);
+  return { file: cached, hash: nodeHash };
+}
+
+async function main() {
+  const node = findNode();
+  mkdirSync(cacheDir, { recursive: true });
+  mkdirSync(dist, { recursive: true });
+  removeLeftovers();
+
+  const [main, task, piscinaWorker] = await Promise.all([
+    bundle(join(root, 'src', 'sea.ts'), [piscinaBootstrap, sqliteRequire]),
+    bundle(join(root, 'workers', 'task.ts'), [sqliteRequire]),
+    bundle(join(root, 'node_modules', 'piscina', 'dist', 'worker.js'), []),
+  ]);
+  for (const forbidden of ['src/http/', 'src/queue/', 'src/dispatch/']) {
+    const bad = task.inputs.filter((p) => p.includes(forbidden));
+    if (bad.length) fail(`the worker bundle pulls in main-thread code: ${bad.join(', ')}`);
+  }
+  say('bundled');
+
+  const addonData = readFileSync(ADDON);
+  const assets = [
+    asset('better_sqlite3.node', hashed('better_sqlite3', '.node', addonData), addonData),
+    asset('task.cjs', hashed('task', '.cjs', task.code), task.code),
+    asset('piscina-worker.cjs', hashed('piscina-worker', '.cjs', piscinaWorker.code), piscinaWorker.code),
+  ];
+  const manifest = { addon: assets[0].manifest, task: assets[1].manifest, piscinaWorker: assets[2].manifest };
+  const manifestData = Buffer.from(JSON.stringify(manifest));
+
+  const seaOptions = { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true, execArgvExtension: 'none' };
+  const stripped = strippedNode(node);
+  const key = sha256(
+    JSON.stringify({
+      recipe: RECIPE,
+      node: stripped.hash,
+      seaOptions,
+      main: sha256(main.code),
+      manifest: sha256(manifestData),
+      assets: assets.map((a) => [a.key, sha256(a.data)]),
+    }),
+  );
+  try {
+    const stamp = JSON.parse(readFileSync(stampFile, 'utf8'));
+    if (stamp.key === key && stamp.file === fileId(output)) {
+      say(`up to date: ${relative(root, output)}`);
+      return;
+    }
+  } catch {}
+
+  // Everything of one build in its own folder: two builds at once do not mix files.
+  const work = mkdtempSync(join(cacheDir, 'work-'));
+  try {
+    const files = {};
+    for (const a of [...assets, { key: 'manifest.json', file: 'manifest.json', data: manifestData }]) {
+      writeFileSync(join(work, a.file), a.data);
+      files[a.key] = join(work, a.file);
+    }
+    writeFileSync(join(work, 'main.cjs'), main.code);
+    const blob = join(work, 'sea.blob');
+    const config = { main: join(work, 'main.cjs'), output: blob, ...seaOptions, assets: files };
+    writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
+    // NODE_OPTIONS would change the code cache (and is ignored by the binary).
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    run(node.bin, ['--experimental-sea-config', join(work, 'sea-config.json')], { cwd: work, env });
+    say('made the SEA blob');
+
+    const exe = join(work, 'chargegate');
+    copyFileSync(stripped.file, exe);
+    // The CLI in a child process: its ELF parser prints harmless warnings about the
+    // binary's many notes; they are shown only when the injection fails.
+    const postject = join(dirname(require.resolve('postject')), 'cli.js');
+    run(node.bin, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL_FUSE]);
+    chmodSync(exe, 0o755);
+    say('injected');
+
+    // A binary that cannot print its version is not shipped.
+    const version = run(exe, ['--version'], { env: { PATH: '/usr/bin:/bin' }, cwd: work }).trim();
+    if (!version.startsWith('chargegate ')) fail(`smoke test: --version printed ${JSON.stringify(version)}`);
+
+    const size = statSync(exe).size;
+    // The stamp names the very file it describes (inode, size, mtime; a rename keeps
+    // them): when two builds race, one's binary never passes for the other's inputs.
+    let id = fileId(exe);
+    try {
+      renameSync(exe, output);
+    } catch (err) {
+      if (err.code !== 'EXDEV') throw err;
+      const tmpOut = `${output}.${process.pid}.tmp`;
+      copyFileSync(exe, tmpOut);
+      id = fileId(tmpOut);
+      renameSync(tmpOut, output);
+    }
+    writeFileSync(`${stampFile}.${process.pid}.tmp`, JSON.stringify({ key, file: id, version }) + '\n');
+    renameSync(`${stampFile}.${process.pid}.tmp`, stampFile);
+    say(`wrote ${relative(root, output)}: ${(size / 1048576).toFixed(1)} MiB, ${version}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`build: ${err instanceof BuildError ? err.message : (err.stack ?? String(err))}\n`);
+  process.exitCode = 1;
+});

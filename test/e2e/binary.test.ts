@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pkg from '../../package.json' with { type: 'json' };
+import { buildBinary, minimalEnv, runBinary, startServe } from '../support/binary.ts';
+import { startReceiver } from '../support/receiver.ts';
+import { waitFor } from '../support/tmp.ts';
+
+// dist/chargegate copied alone into a temp folder (no node, no node_modules next to it)
+// and run with a bare environment, as an operator would on a gateway.
+
+const STATION = '123e4567-e89b-12d3-a456-426614174000';
+const TOKEN = 'ABCD-efgh1234567890_~valid.token';
+
+describe('the single executable', { timeout: 300_000 }, () => {
+  let dir: string;
+  let bin: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    const built = await buildBinary();
+    dir = mkdtempSync(join(tmpdir(), 'cg-bin-'));
+    bin = join(dir, 'chargegate');
+    copyFileSync(built, bin);
+    chmodSync(bin, 0o755);
+    env = minimalEnv({
+      DB_PATH: join(dir, 'data', 'chargegate.db'),
+      PORT: '0',
+      HOST: '127.0.0.1',
+      CHARGEGATE_CACHE_DIR: join(dir, 'cache'),
+      WORKERS: '2',
+      LOG_LEVEL: 'info',
+    });
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--version prints the version and exits 0, whatever NODE_OPTIONS says', async () => {
+    // execArgvExtension "none": a gateway's NODE_OPTIONS must not reach the binary.
+    const r = await runBinary(bin, ['--version'], { cwd: dir, env: { ...env, NODE_OPTIONS: '--require /nonexistent/hook.js' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^chargegate ${pkg.version.replaceAll('.', '\\.')} \\(node v24\\.`));
+  });
+
+  test('a bad flag gives a one-line error and exit 2', async () => {
+    const r = await runBinary(bin, ['--no-such-flag'], { cwd: dir, env });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--no-such-flag/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+
+  test('acl add, serve, an allowed decision reaches the callback, SIGTERM exits 0', async (t) => {
+    const add = await runBinary(bin, ['acl', 'add', TOKEN, '--db', env.DB_PATH!], { cwd: dir, env });
+    assert.equal(add.code, 0, add.stderr);
+
+    const receiver = await startReceiver();
+    t.after(() => receiver.close());
+    const server = startServe(bin, { cwd: dir, env });
+    t.after(() => server.kill());
+    const port = await server.listening;
+    assert.ok(port > 0);
+
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/charging-session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: receiver.url('/cb') }),
+    });
+    assert.equal(res.status, 202);
+    const { request_id } = (await res.json()) as { request_id: string };
+
+    const call = await waitFor(() => receiver.callsFor(request_id)[0], { timeoutMs: 15_000, what: 'the callback' });
+    assert.equal(call.path, '/cb');
+    assert.deepEqual(call.json, { station_id: STATION, driver_token: TOKEN, status: 'allowed' });
+
+    // The decision ran in a worker thread on the unpacked addon and task bundle.
+    const cached = readdirSync(env.CHARGEGATE_CACHE_DIR!);
+    assert.ok(cached.some((f) => /^better_sqlite3-[0-9a-f]{16}\.node$/.test(f)), cached.join(', '));
+    assert.ok(cached.some((f) => /^task-[0-9a-f]{16}\.cjs$/.test(f)), cached.join(', '));
+    assert.ok(!cached.some((f) => f.endsWith('.tmp')), cached.join(', '));
+
+    const exit = await server.stop('SIGTERM');
+    assert.deepEqual(exit, { code: 0, signal: null }, server.stderr());
+    assert.ok(server.lines.some((l) => l.msg === 'stopped'));
+  });
+
+  test('without CHARGEGATE_CACHE_DIR the files go next to the database', async () => {
+    const { CHARGEGATE_CACHE_DIR: _unused, ...rest } = env;
+    const db = join(dir, 'site2', 'cg.db');
+    const r = await runBinary(bin, ['stations', 'list', '--json', '--db', db], { cwd: dir, env: rest });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), []);
+    assert.ok(readdirSync(join(dir, 'site2', '.chargegate-cache')).some((f) => f.endsWith('.node')));
+  });
+
+  test('a cache folder that cannot be created: exit 1 and a message naming CHARGEGATE_CACHE_DIR', async () => {
+    const file = join(dir, 'not-a-dir');
+    writeFileSync(file, '');
+    const r = await runBinary(bin, ['acl', 'list', '--db', join(dir, 'site3', 'cg.db')], { cwd: dir, env: { ...env, CHARGEGATE_CACHE_DIR: join(file, 'cache') } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /CHARGEGATE_CACHE_DIR/);
+    assert.ok(!existsSync(join(dir, 'site3', 'cg.db')));
+  });
+});

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as sea from 'node:sea';
 import pkg from '../package.json' with { type: 'json' };
 import { runCli } from './cli/main.ts';
+import { makeDirs } from './core/fsutil.ts';
 import { setRuntimePaths, type RuntimePaths } from './runtime.ts';
 
 // The single executable's entry (bundled by build.mjs). The binary carries the
@@ -71,7 +72,7 @@ export function cacheCandidates(
 }
 
 function ensureDir(c: Candidate): void {
-  mkdirSync(c.dir, { recursive: true, mode: 0o700 });
+  makeDirs(c.dir, 0o700);
   if (!c.shared) return;
   // Anyone can create folders in /tmp: only load code from one that is ours alone.
   const st = lstatSync(c.dir);

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { ChargegateError } from '../core/errors.ts';
+import { makeDirs } from '../core/fsutil.ts';
 import { dirname } from 'node:path';
 
 export type Db = Database.Database;
@@ -20,10 +21,15 @@ export interface OpenOptions {
  * a commit is fsync'd before the 202 goes out.
  */
 export function openDb(path: string, opts: OpenOptions): Db {
-  if (opts.createDir && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path, opts.nativeBinding ? { nativeBinding: opts.nativeBinding } : {});
-  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs))}`);
-  db.pragma('journal_mode = WAL');
+  if (opts.createDir && path !== ':memory:') makeDirs(dirname(path));
+  let db: Db;
+  try {
+    db = new Database(path, opts.nativeBinding ? { nativeBinding: opts.nativeBinding } : {});
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs))}`);
+    db.pragma('journal_mode = WAL');
+  } catch (err) {
+    throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot open database ${path}: ${(err as Error).message}`);
+  }
   db.pragma('synchronous = FULL');
   // After a checkpoint the WAL is cut back to this size instead of keeping its peak.
   db.pragma('journal_size_limit = 67108864');

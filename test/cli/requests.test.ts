@@ -83,3 +83,23 @@ describe('requests, replay, stats (CLI against the running service)', () => {
     assert.equal(row().replays, 1);
   });
 });
+
+describe('backup', () => {
+  it('copies a consistent database while the service runs', async (t) => {
+    const { config, base, dir } = await startApp(t);
+    const res = await fetch(`${base}/api/v1/charging-session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ station_id: S1, driver_token: TOKEN, callback_url: 'http://127.0.0.1:9/cb' }),
+    });
+    const { request_id } = (await res.json()) as { request_id: string };
+    const target = `${dir}/copy.db`;
+    const r = await cli(['backup', target, '--db', config.dbPath]);
+    assert.equal(r.code, 0, r.err);
+    const Database = (await import('better-sqlite3')).default;
+    const copy = new Database(target, { readonly: true });
+    t.after(() => copy.close());
+    assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
+    assert.equal(copy.prepare('SELECT id FROM charging_requests').pluck().get(), request_id);
+  });
+});

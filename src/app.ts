@@ -7,6 +7,7 @@ import { createHealth } from './health.ts';
 import { createServer } from './http/server.ts';
 import { createIntake, IDEMPOTENCY_TTL_MS } from './intake.ts';
 import { createMetrics } from './metrics.ts';
+import { createAuthStore } from './queue/authcache.ts';
 import { createCommitter } from './queue/committer.ts';
 import { openDb } from './queue/db.ts';
 import { createDepth } from './queue/depth.ts';
@@ -60,6 +61,7 @@ export async function createApp(opts: AppOptions) {
   });
   const dispatcher = createDispatcher({
     config, store, committer, depth, pool, log, nativeBinding: paths.nativeBinding, now,
+    authStore: createAuthStore(db, { maxEntries: config.authorizerCacheMaxEntries }),
     ...(opts.random ? { random: opts.random } : {}),
     observer: {
       decided: (d) => metrics?.decided(d),

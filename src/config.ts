@@ -22,6 +22,22 @@ export interface Config {
   authorizerUrl: string | null;
   authorizerProtocol: 'json' | 'ocpi';
   authorizerToken: string | null;
+  /** Upstream authorizer calls in flight at once, over all worker threads. */
+  authorizerMaxConcurrency: number;
+  /** Consecutive upstream failures that open the circuit breaker. */
+  authorizerBreakerFailures: number;
+  /** How long the breaker stays open before one probe call. */
+  authorizerBreakerOpenMs: number;
+  /** Freshness of a cached upstream `allowed` when the answer does not say (0 = no caching). */
+  authorizerCacheTtlS: number;
+  /** Freshness of a cached upstream `not_allowed` when the answer does not say. */
+  authorizerCacheNegativeTtlS: number;
+  /** Bound of the authorizer_cache table (least recently used entries go first). */
+  authorizerCacheMaxEntries: number;
+  /** How old a cached `allowed` may be and still decide while the upstream cannot answer. */
+  offlineCacheMaxAgeS: number;
+  /** While the upstream cannot answer, allow tokens nobody knows (OCPP AllowOfflineTxForUnknownId). */
+  offlineAllowUnknown: boolean;
   retentionDays: number;
   cacheDir: string | null;
   /** Grace period for in-flight work on SIGTERM before leases are released. */
@@ -75,6 +91,13 @@ function httpUrl(raw: string): string {
   return raw;
 }
 
+function bool(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new Error('expected true or false');
+}
+
 function hostList(raw: string): string[] {
   const items = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
   if (items.length === 0) throw new Error('expected a comma-separated list of host names, *.wildcards, IPs or CIDRs');
@@ -101,6 +124,14 @@ const SPECS: Spec[] = [
   { key: 'authorizerUrl', env: 'AUTHORIZER_URL', flag: '--authorizer-url', parse: httpUrl, def: null },
   { key: 'authorizerProtocol', env: 'AUTHORIZER_PROTOCOL', flag: '--authorizer-protocol', parse: oneOf(['json', 'ocpi']), def: 'json' },
   { key: 'authorizerToken', env: 'AUTHORIZER_TOKEN', flag: '--authorizer-token', parse: nonEmpty, def: null },
+  { key: 'authorizerMaxConcurrency', env: 'AUTHORIZER_MAX_CONCURRENCY', flag: '--authorizer-max-concurrency', parse: int(1, 10_000), def: 32 },
+  { key: 'authorizerBreakerFailures', env: 'AUTHORIZER_BREAKER_FAILURES', flag: '--authorizer-breaker-failures', parse: int(1, 10_000), def: 5 },
+  { key: 'authorizerBreakerOpenMs', env: 'AUTHORIZER_BREAKER_OPEN_MS', flag: '--authorizer-breaker-open-ms', parse: int(1, DAY_MS_MAX), def: 30_000 },
+  { key: 'authorizerCacheTtlS', env: 'AUTHORIZER_CACHE_TTL_S', flag: '--authorizer-cache-ttl-s', parse: int(0, 30 * 86_400), def: 300 },
+  { key: 'authorizerCacheNegativeTtlS', env: 'AUTHORIZER_CACHE_NEGATIVE_TTL_S', flag: '--authorizer-cache-negative-ttl-s', parse: int(0, 30 * 86_400), def: 60 },
+  { key: 'authorizerCacheMaxEntries', env: 'AUTHORIZER_CACHE_MAX_ENTRIES', flag: '--authorizer-cache-max-entries', parse: int(1, 10_000_000), def: 10_000 },
+  { key: 'offlineCacheMaxAgeS', env: 'OFFLINE_CACHE_MAX_AGE_S', flag: '--offline-cache-max-age-s', parse: int(0, 365 * 86_400), def: 86_400 },
+  { key: 'offlineAllowUnknown', env: 'OFFLINE_ALLOW_UNKNOWN', flag: '--offline-allow-unknown', parse: bool, def: false },
   { key: 'retentionDays', env: 'RETENTION_DAYS', flag: '--retention-days', parse: int(1, 36_500), def: 30 },
   { key: 'cacheDir', env: 'CHARGEGATE_CACHE_DIR', flag: '--cache-dir', parse: nonEmpty, def: null },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', parse: int(0, 600_000), def: 10_000 },
@@ -133,6 +164,10 @@ export function loadConfig(env: Source, flags: Source = {}): Readonly<Config> {
   if (out.workers === null) out.workers = availableParallelism();
   if ((out.callbackRetryBaseMs as number) > (out.callbackRetryMaxMs as number)) {
     throw new ChargegateError('CG_ERR_CONFIG', 'invalid CALLBACK_RETRY_BASE_MS: must not exceed CALLBACK_RETRY_MAX_MS');
+  }
+  // OCPI requests without the credentials token are refused by every eMSP (HTTP 401).
+  if (out.authorizerUrl !== null && out.authorizerProtocol === 'ocpi' && out.authorizerToken === null) {
+    throw new ChargegateError('CG_ERR_CONFIG', 'invalid AUTHORIZER_TOKEN: AUTHORIZER_PROTOCOL=ocpi needs the OCPI credentials token');
   }
   return Object.freeze(out) as unknown as Readonly<Config>;
 }

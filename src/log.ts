@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { batchedStdout } from './logsink.ts';
 
 // JSON lines on stdout. Callers log masked tokens only; the redaction below is a second
 // line of defence should a full token ever reach a log call under its usual name.
@@ -11,6 +12,6 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['token', '*.token', 'body.driver_token', 'payload.driver_token'], censor: '[masked]' },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination ?? (batchedStdout() as unknown as DestinationStream),
   );
 }

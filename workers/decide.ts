@@ -1,20 +1,27 @@
 import Database from 'better-sqlite3';
-import type { Decision, DecideItem, DecideTask } from '../src/core/types.ts';
+import { hashToken } from '../src/core/token.ts';
+import type { Decision, DecideItem, DecideTask, OfflineFact } from '../src/core/types.ts';
+import { localVerdict, type AclRow } from './authorize/local.ts';
 
 // Runs inside a worker thread, on the thread's own read-only connection: WAL lets it read
 // while the main thread writes, and nothing here can take the writer's lock.
+// The synchronous first step of the authorization chain: the local list, then (with an
+// upstream configured) the authorizer cache. What neither decides comes back with a
+// referral, and the dispatcher sends it on to the `authorize` task (workers/authorize.ts),
+// so a local or cached decision never waits for an upstream call.
 
 interface Reader {
   hasStations: Database.Statement;
   station: Database.Statement;
   acl: Database.Statement;
+  cache: Database.Statement;
 }
 
-interface AclRow {
-  blocked: number;
-  expires_at: string | null;
-  scoped: number;
-  in_scope: number;
+interface CacheRow {
+  status: 'allowed' | 'not_allowed';
+  reason: string;
+  stored_at: number;
+  fresh_until: number;
 }
 
 const readers = new Map<string, Reader>();
@@ -27,31 +34,51 @@ function reader(dbPath: string, nativeBinding: string | undefined): Reader {
   r = {
     hasStations: db.prepare('SELECT EXISTS (SELECT 1 FROM stations)').pluck(),
     station: db.prepare('SELECT 1 FROM stations WHERE station_id = ?').pluck(),
-    acl: db.prepare(`SELECT a.blocked, a.expires_at,
+    acl: db.prepare(`SELECT a.blocked, a.expires_at, a.valid_from, a.allow_offline, a.group_name,
+        g.name AS g_name, g.blocked AS g_blocked, g.expires_at AS g_expires_at, g.valid_from AS g_valid_from, g.allow_offline AS g_allow_offline,
         EXISTS (SELECT 1 FROM acl_stations s WHERE s.token = a.token) AS scoped,
-        EXISTS (SELECT 1 FROM acl_stations s WHERE s.token = a.token AND s.station_id = @station) AS in_scope
-      FROM acl a WHERE a.token = @token`),
+        EXISTS (SELECT 1 FROM acl_stations s WHERE s.token = a.token AND s.station_id = @station) AS in_scope,
+        EXISTS (SELECT 1 FROM acl_group_stations s WHERE s.group_name = a.group_name) AS g_scoped,
+        EXISTS (SELECT 1 FROM acl_group_stations s WHERE s.group_name = a.group_name AND s.station_id = @station) AS g_in_scope
+      FROM acl a LEFT JOIN acl_groups g ON g.name = a.group_name WHERE a.token = @token`),
+    cache: db.prepare('SELECT status, reason, stored_at, fresh_until FROM authorizer_cache WHERE token_hash = ? AND station_id = ?'),
   };
   readers.set(dbPath, r);
   return r;
 }
 
-/** The local-list decision for one request (SPEC §2, §5). Pure given the rows it reads. */
-export function decideOne(r: Reader, hasStations: boolean, item: DecideItem, now: number): Omit<Decision, 'id' | 'latency_ms'> {
+type Step = Omit<Decision, 'id' | 'latency_ms'>;
+
+/**
+ * The local list and cache steps for one request (SPEC §2, §5; README "Authorization
+ * chain"). Pure given the rows it reads. `authorizer` is DecideTask.authorizer: without
+ * it the local list is the only authority and always decides.
+ */
+export function decideOne(r: Reader, hasStations: boolean, item: DecideItem, now: number, authorizer?: DecideTask['authorizer']): Step {
   const station = item.station_id.toLowerCase();
   if (hasStations && !r.station.get(station)) {
     return { status: 'invalid', reason: 'station_not_registered', source: 'local_list' };
   }
-  const row = r.acl.get({ token: item.driver_token, station }) as AclRow | undefined;
-  if (!row) return { status: 'not_allowed', reason: 'unknown_token', source: 'local_list' };
-  if (row.blocked) return { status: 'not_allowed', reason: 'blocked', source: 'local_list' };
-  if (row.expires_at !== null) {
-    const at = Date.parse(row.expires_at);
-    // An expiry that cannot be read fails closed.
-    if (Number.isNaN(at) || at <= now) return { status: 'not_allowed', reason: 'expired', source: 'local_list' };
+  const v = localVerdict(r.acl.get({ token: item.driver_token, station }) as AclRow | undefined, now);
+  if (v.final) return { status: v.status, reason: v.reason, source: 'local_list' };
+  if (!authorizer) {
+    if (v.allowOffline) return { status: 'allowed', reason: v.reason, source: 'local_list' };
+    return { status: 'not_allowed', reason: v.reason, source: 'local_list', ...(v.listed ? {} : { unknown_token: true }) };
   }
-  if (row.scoped && !row.in_scope) return { status: 'not_allowed', reason: 'station_not_permitted', source: 'local_list' };
-  return { status: 'allowed', reason: 'acl_match', source: 'local_list' };
+  const token_hash = hashToken(item.driver_token);
+  const cached = r.cache.get(token_hash, station) as CacheRow | undefined;
+  if (cached && cached.fresh_until > now) {
+    const d: Step = { status: cached.status, reason: cached.reason, source: 'cache', cache_used: { token_hash, station_id: station } };
+    if (!v.listed && cached.reason === 'unknown_token') d.unknown_token = true;
+    return d;
+  }
+  // What the offline rules may use if the upstream cannot answer: the operator's explicit
+  // allow_offline first, then a stale-but-recent upstream allowed, then "nobody knows it".
+  let offline: OfflineFact = 'none';
+  if (v.allowOffline) offline = 'allow_offline';
+  else if (cached?.status === 'allowed' && now - cached.stored_at <= authorizer.offlineCacheMaxAgeMs) offline = 'cached_allowed';
+  else if (!v.listed && !cached) offline = 'unknown_token';
+  return { status: 'unknown', reason: 'referred', source: 'upstream', referral: { token_hash, station, offline, listed: v.listed } };
 }
 
 export function decide(task: DecideTask): Decision[] {
@@ -61,9 +88,9 @@ export function decide(task: DecideTask): Decision[] {
   const out: Decision[] = new Array(task.items.length);
   for (let i = 0; i < task.items.length; i++) {
     const item = task.items[i]!;
-    let d: Omit<Decision, 'id' | 'latency_ms'>;
+    let d: Step;
     try {
-      d = decideOne(r, hasStations, item, task.now);
+      d = decideOne(r, hasStations, item, task.now, task.authorizer);
     } catch {
       d = { status: 'unknown', reason: 'database_error', source: 'system' };
     }

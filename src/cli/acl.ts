@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
-import { maskToken } from '../core/token.ts';
+import { hashToken, maskToken } from '../core/token.ts';
 import { TOKEN_RE, UUID_RE } from '../core/validate.ts';
 import type { Db } from '../queue/db.ts';
+import { checkGroupName } from './groups.ts';
 import { usageError } from './usage.ts';
 
 // ACL administration (SPEC §5). Every command is one transaction, so the running service
@@ -14,6 +15,17 @@ export interface AclEntry {
   expires_at: string | null;
   blocked: boolean;
   note: string | null;
+  /** acl_groups name; the group must exist. */
+  group?: string | null;
+  valid_from?: string | null;
+  /** Ask the upstream first; allowed when it cannot answer (README "Authorization chain"). */
+  allow_offline?: boolean;
+}
+
+/** A CSV row: an entry, or (differential updates) a token to remove. */
+export interface AclRecord extends AclEntry {
+  line: number;
+  remove: boolean;
 }
 
 export function checkToken(token: string): string {
@@ -26,24 +38,35 @@ export function checkStation(id: string): string {
   return id.toLowerCase();
 }
 
-export function checkExpiry(value: string): string {
+export function checkExpiry(value: string, what = 'expiry'): string {
   const at = Date.parse(value);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at)) throw usageError(`invalid expiry ${JSON.stringify(value)}: use ISO-8601, e.g. 2027-01-31T23:59:59Z`);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at)) throw usageError(`invalid ${what} ${JSON.stringify(value)}: use ISO-8601, e.g. 2027-01-31T23:59:59Z`);
   return new Date(at).toISOString();
 }
 
 function upsert(db: Db, e: AclEntry): void {
-  db.prepare(`INSERT INTO acl (token, blocked, expires_at, note) VALUES (@token, @blocked, @expires_at, @note)
+  const group = e.group ?? null;
+  if (group !== null && !db.prepare('SELECT 1 FROM acl_groups WHERE name = ?').get(group)) {
+    throw usageError(`no such group ${JSON.stringify(group)}: create it with "acl group add"`);
+  }
+  db.prepare(`INSERT INTO acl (token, blocked, expires_at, note, group_name, valid_from, allow_offline)
+    VALUES (@token, @blocked, @expires_at, @note, @group_name, @valid_from, @allow_offline)
     ON CONFLICT (token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
-      note = excluded.note, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`).run({
+      note = excluded.note, group_name = excluded.group_name, valid_from = excluded.valid_from,
+      allow_offline = excluded.allow_offline, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`).run({
     token: e.token,
     blocked: e.blocked ? 1 : 0,
     expires_at: e.expires_at,
     note: e.note,
+    group_name: group,
+    valid_from: e.valid_from ?? null,
+    allow_offline: e.allow_offline ? 1 : 0,
   });
   db.prepare('DELETE FROM acl_stations WHERE token = ?').run(e.token);
   const add = db.prepare('INSERT OR IGNORE INTO acl_stations (token, station_id) VALUES (?, ?)');
   for (const s of e.stations) add.run(e.token, s);
+  // The card is known now: it leaves the unknown-token list.
+  db.prepare('DELETE FROM unknown_tokens WHERE token_hash = ?').run(hashToken(e.token));
 }
 
 export function aclAdd(db: Db, e: AclEntry): void {
@@ -81,33 +104,43 @@ export function aclList(db: Db, full = false): AclListRow[] {
 const TRUE = new Set(['1', 'true', 'yes', 'y', 'blocked']);
 const FALSE = new Set(['', '0', 'false', 'no', 'n']);
 
+function flag(rec: Record<string, string>, column: string): boolean {
+  const raw = (rec[column] ?? '').toLowerCase();
+  if (!TRUE.has(raw) && !FALSE.has(raw)) throw usageError(`${column} must be true or false, got ${JSON.stringify(rec[column])}`);
+  return TRUE.has(raw);
+}
+
 /**
  * Parses an ACL CSV: a header row naming `token` and optionally `stations` (separated by
- * `;` or spaces; empty = every station), `expires_at`, `blocked`, `note`. A bad row names
- * its line and nothing is imported.
+ * `;` or spaces; empty = every station), `expires_at`, `blocked`, `note`, `group`,
+ * `valid_from`, `allow_offline`, and `remove` (differential updates: true removes the
+ * token, OCPP's entry without IdTagInfo). A bad row names its line and nothing is imported.
  */
-export function parseAclCsv(text: string): AclEntry[] {
+export function parseAclCsv(text: string): AclRecord[] {
   let records: Array<Record<string, string>>;
   try {
     records = parse(text, { columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
   } catch (err) {
     throw usageError(`cannot read CSV: ${(err as Error).message}`);
   }
-  const known = new Set(['token', 'stations', 'expires_at', 'blocked', 'note']);
-  const entries: AclEntry[] = [];
+  const known = new Set(['token', 'stations', 'expires_at', 'blocked', 'note', 'group', 'valid_from', 'allow_offline', 'remove']);
+  const entries: AclRecord[] = [];
   records.forEach((rec, i) => {
     const line = i + 2;
     for (const k of Object.keys(rec)) if (!known.has(k)) throw usageError(`CSV column "${k}" is unknown (expected ${[...known].join(', ')})`);
     try {
       if (rec.token === undefined) throw usageError('missing token column');
-      const blockedRaw = (rec.blocked ?? '').toLowerCase();
-      if (!TRUE.has(blockedRaw) && !FALSE.has(blockedRaw)) throw usageError(`blocked must be true or false, got ${JSON.stringify(rec.blocked)}`);
       entries.push({
+        line,
         token: checkToken(rec.token),
         stations: (rec.stations ?? '').split(/[;\s]+/).filter(Boolean).map(checkStation),
         expires_at: rec.expires_at ? checkExpiry(rec.expires_at) : null,
-        blocked: TRUE.has(blockedRaw),
+        blocked: flag(rec, 'blocked'),
         note: rec.note ? rec.note : null,
+        group: rec.group ? checkGroupName(rec.group) : null,
+        valid_from: rec.valid_from ? checkExpiry(rec.valid_from, 'valid_from') : null,
+        allow_offline: flag(rec, 'allow_offline'),
+        remove: flag(rec, 'remove'),
       });
     } catch (err) {
       throw usageError(`CSV line ${line}: ${(err as Error).message}`);
@@ -116,22 +149,104 @@ export function parseAclCsv(text: string): AclEntry[] {
   return entries;
 }
 
-/** Imports entries in one transaction; `replace` drops every entry not in the file. */
-export function aclImport(db: Db, file: string, replace: boolean): { imported: number; removed: number } {
+export interface ImportOptions {
+  /** Full update: every entry not in the file is removed. Otherwise differential. */
+  replace: boolean;
+  /** OCPP SendLocalList listVersion; null = an unversioned import (the version is kept). */
+  listVersion?: number | null;
+}
+
+export interface ListVersion {
+  version: number;
+  update_type: 'full' | 'differential' | null;
+  updated_at: string | null;
+}
+
+/** The version of the last versioned import; 0 before any. */
+export function listVersion(db: Db): ListVersion {
+  const row = db.prepare('SELECT version, update_type, updated_at FROM acl_list_version WHERE id = 1').get() as ListVersion | undefined;
+  return row ?? { version: 0, update_type: null, updated_at: null };
+}
+
+export function checkListVersion(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < 1 || n > 2_147_483_647) throw usageError(`invalid list version ${JSON.stringify(raw)}: expected an integer from 1 to 2147483647`);
+  return n;
+}
+
+/**
+ * Imports a CSV in one transaction: a full update (`replace`) or a differential one.
+ * With a list version, the OCPP SendLocalList rule applies: a differential update must
+ * carry a higher version than the list has, a full update at least the same (re-sending
+ * the same full list is harmless); an older one is refused and nothing changes.
+ */
+export function aclImport(db: Db, file: string, opts: ImportOptions): { imported: number; removed: number; version: number | null } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const entries = parseAclCsv(text);
+  const records = parseAclCsv(text);
+  const drop = records.filter((r) => r.remove);
+  if (opts.replace && drop.length > 0) throw usageError(`CSV line ${drop[0]!.line}: remove rows belong to a differential update, not --replace`);
+  const entries = records.filter((r) => !r.remove);
+  const version = opts.listVersion ?? null;
   let removed = 0;
   db.transaction(() => {
-    if (replace) {
+    if (version !== null) {
+      const current = listVersion(db).version;
+      if (opts.replace ? version < current : version <= current) {
+        throw new Error(
+          `list version ${version} refused: the list is at version ${current}; a ${opts.replace ? 'full update needs at least that' : 'differential update needs a higher one'}`,
+        );
+      }
+    }
+    if (opts.replace) {
       const keep = JSON.stringify(entries.map((e) => e.token));
       removed = db.prepare('DELETE FROM acl WHERE token NOT IN (SELECT value FROM json_each(?))').run(keep).changes;
     }
-    for (const e of entries) upsert(db, e);
+    for (const r of drop) removed += aclRemove(db, r.token) ? 1 : 0;
+    for (const e of entries) {
+      try {
+        upsert(db, e);
+      } catch (err) {
+        throw usageError(`CSV line ${e.line}: ${(err as Error).message}`);
+      }
+    }
+    if (version !== null) {
+      db.prepare(`INSERT INTO acl_list_version (id, version, update_type, updated_at) VALUES (1, @version, @type, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        ON CONFLICT (id) DO UPDATE SET version = excluded.version, update_type = excluded.update_type, updated_at = excluded.updated_at`).run({
+        version,
+        type: opts.replace ? 'full' : 'differential',
+      });
+    }
   }).immediate();
-  return { imported: entries.length, removed };
+  return { imported: entries.length, removed, version };
+}
+
+export interface EffectiveRow {
+  token: string;
+  group: string | null;
+  state: string;
+  stations: string;
+  valid_from: string | null;
+  expires_at: string | null;
+  allow_offline: boolean;
+  note: string | null;
+}
+
+/** Each token's effective state now (the acl_effective view); tokens masked unless `full`. */
+export function aclEffective(db: Db, full = false): EffectiveRow[] {
+  const rows = db.prepare('SELECT * FROM acl_effective ORDER BY token').all() as Array<Omit<EffectiveRow, 'group' | 'allow_offline'> & { group_name: string | null; allow_offline: number }>;
+  return rows.map((r) => ({
+    token: full ? r.token : maskToken(r.token),
+    group: r.group_name,
+    state: r.state,
+    stations: r.stations === '' ? '(none)' : r.stations,
+    valid_from: r.valid_from,
+    expires_at: r.expires_at,
+    allow_offline: r.allow_offline === 1,
+    note: r.note,
+  }));
 }

@@ -5,7 +5,9 @@ import { openDb, type Db } from '../queue/db.ts';
 import { migrate } from '../queue/migrate.ts';
 import { runtimePaths } from '../runtime.ts';
 import { serve } from '../serve.ts';
-import { aclAdd, aclImport, aclList, aclRemove, checkExpiry, checkStation, checkToken } from './acl.ts';
+import { aclAdd, aclImport, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
+import { addAclCommands } from './aclcommands.ts';
+import { checkGroupName } from './groups.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
 import { table, usageError } from './usage.ts';
@@ -67,14 +69,20 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--expires <iso>', 'expiry, ISO-8601 (e.g. 2027-01-31T23:59:59Z)')
     .option('--blocked', 'the token is blocked', false)
     .option('--note <text>', 'free text for admins')
+    .option('--group <name>', 'member of this group (see acl group add)')
+    .option('--valid-from <iso>', 'charges from then on, ISO-8601')
+    .option('--allow-offline', 'ask the upstream authorizer first; allowed when it cannot answer', false)
     .addOption(dbOption())
-    .action((token: string, o: { station: string[]; expires?: string; blocked: boolean; note?: string; db?: string }) => {
+    .action((token: string, o: { station: string[]; expires?: string; blocked: boolean; note?: string; group?: string; validFrom?: string; allowOffline: boolean; db?: string }) => {
       const entry = {
         token: checkToken(token),
         stations: o.station.map(checkStation),
         expires_at: o.expires ? checkExpiry(o.expires) : null,
         blocked: o.blocked,
         note: o.note ?? null,
+        group: o.group === undefined ? null : checkGroupName(o.group),
+        valid_from: o.validFrom ? checkExpiry(o.validFrom, 'valid-from') : null,
+        allow_offline: o.allowOffline,
       };
       withDb(io, o.db, (db) => aclAdd(db, entry));
       io.out(`acl: added ${entry.token.slice(0, 4)}…${entry.token.slice(-4)}\n`);
@@ -104,13 +112,18 @@ export function buildProgram(io: CliIo, version: string): Command {
     });
   acl
     .command('import <file>')
-    .description('import a CSV (header: token,stations,expires_at,blocked,note)')
-    .option('--replace', 'remove every entry that is not in the file', false)
+    .description('import a CSV (header: token,stations,expires_at,blocked,note[,group,valid_from,allow_offline,remove])')
+    .option('--replace', 'full update: remove every entry that is not in the file', false)
+    .option('--differential', 'differential update (the default): add, replace, and remove rows marked remove', false)
+    .option('--list-version <n>', 'the list version this update brings; an older one is refused (OCPP SendLocalList)')
     .addOption(dbOption())
-    .action((file: string, o: { replace: boolean; db?: string }) => {
-      const r = withDb(io, o.db, (db) => aclImport(db, file, o.replace));
-      io.out(`acl: imported ${r.imported}, removed ${r.removed}\n`);
+    .action((file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
+      if (o.replace && o.differential) throw usageError('give --replace or --differential, not both');
+      const listVersion = o.listVersion === undefined ? null : checkListVersion(o.listVersion);
+      const r = withDb(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion }));
+      io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
+  const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn) => withDb(io, dbFlag, fn), dbOption });
 
   const stations = program.command('stations').description("manage the site's registered stations");
   stations
@@ -223,7 +236,7 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(o.json ? `${JSON.stringify(s)}\n` : `${formatStats(s)}\n`);
     });
 
-  for (const cmd of [program, ...program.commands, ...acl.commands, ...stations.commands, ...requests.commands]) {
+  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands]) {
     cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   }
   return program;

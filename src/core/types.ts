@@ -1,7 +1,11 @@
 // Plain data shapes that cross the thread boundary between dispatch and workers/.
 
 export type DecisionStatus = 'allowed' | 'not_allowed' | 'unknown' | 'invalid';
-export type DecisionSource = 'local_list' | 'system';
+/**
+ * Which step of the authorization chain decided (README "Authorization chain"); `system`
+ * when none could: the main thread's deadline passed, or a worker task failed.
+ */
+export type DecisionSource = 'local_list' | 'cache' | 'upstream' | 'offline_rule' | 'system';
 export type RequestState = 'queued' | 'authorizing' | 'delivering' | 'delivered' | 'failed';
 
 export interface DecideItem {
@@ -17,6 +21,38 @@ export interface DecideTask {
   /** Wall-clock ms used for expiry checks, so the main thread's clock rules. */
   now: number;
   items: DecideItem[];
+  /** Present when an upstream authorizer is configured: items the local list and the
+   * cache cannot decide come back with a `referral` instead of a final decision. */
+  authorizer?: { offlineCacheMaxAgeMs: number } | undefined;
+}
+
+/**
+ * The offline rule that applies to a referred item if the upstream cannot answer, found
+ * by the local step (which reads the list and the cache): a fresh-enough cached `allowed`,
+ * an `allow_offline` entry, a token nobody knows (OFFLINE_ALLOW_UNKNOWN), or none.
+ */
+export type OfflineFact = 'allow_offline' | 'cached_allowed' | 'unknown_token' | 'none';
+
+/** Why the local step could not decide an item, and what the offline rules may use. */
+export interface Referral {
+  token_hash: string;
+  /** Lower-case station id: the cache and coalescing key with token_hash. */
+  station: string;
+  offline: OfflineFact;
+  /** The token has a local-list entry (then it is never an "unknown token"). */
+  listed: boolean;
+}
+
+/** An upstream answer as the authorizer_cache table keeps it (token hashed). */
+export interface CachedAnswer {
+  token_hash: string;
+  station_id: string;
+  status: 'allowed' | 'not_allowed';
+  reason: string;
+  /** ms since epoch */
+  stored_at: number;
+  /** ms since epoch; past it the answer is stale (offline rules may still use an allowed one). */
+  fresh_until: number;
 }
 
 export interface Decision {
@@ -25,6 +61,51 @@ export interface Decision {
   reason: string;
   source: DecisionSource;
   latency_ms: number;
+  /** Local step only: not decided yet, the upstream authorizer is to be asked. */
+  referral?: Referral;
+  /** An upstream answer for the main thread to store in authorizer_cache. */
+  cache_put?: CachedAnswer;
+  /** The authorizer_cache entry this decision used, kept recent for the LRU bound. */
+  cache_used?: { token_hash: string; station_id: string };
+  /** A token without a local-list entry that was not allowed by upstream or cache: recorded in unknown_tokens. */
+  unknown_token?: boolean;
+  /** Why the upstream authorizer could not answer (logged with the decision). */
+  upstream_error?: string;
+}
+
+/** What a worker thread needs to call the upstream authorizer (built from Config). */
+export interface AuthorizerSettings {
+  url: string;
+  protocol: 'json' | 'ocpi';
+  token: string | null;
+  /** Upstream calls one worker thread makes at once (AUTHORIZER_MAX_CONCURRENCY split across threads). */
+  maxConcurrent: number;
+  /** Consecutive failures that open the circuit breaker. */
+  breakerFailures: number;
+  /** How long the breaker stays open before one probe call is let through. */
+  breakerOpenMs: number;
+  /** The breaker's state, shared by every thread (see src/core/breaker.ts). */
+  breakerState: SharedArrayBuffer;
+  /** How long an upstream `allowed` / `not_allowed` is fresh when the answer does not say. */
+  cacheTtlMs: number;
+  cacheNegativeTtlMs: number;
+  offlineAllowUnknown: boolean;
+}
+
+export interface AuthorizeItem {
+  id: string;
+  station_id: string;
+  driver_token: string;
+  referral: Referral;
+}
+
+export interface AuthorizeTask {
+  authorizer: AuthorizerSettings;
+  /** Wall-clock ms of the main thread when the task was sent (breaker timing). */
+  now: number;
+  /** Hard deadline of the task, a little inside what is left of AUTHORIZATION_TIMEOUT_MS. */
+  budgetMs: number;
+  items: AuthorizeItem[];
 }
 
 export interface DeliverItem {

@@ -2,10 +2,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { maskToken } from '../core/token.ts';
 import { backoffMs, classify } from '../core/retry.ts';
-import type { Decision, DecideTask, DeliverTask, DeliveryResult, DecisionStatus } from '../core/types.ts';
+import type { AuthorizeTask, Decision, DecideTask, DeliverTask, DeliveryResult, DecisionStatus } from '../core/types.ts';
+import type { AuthStore } from '../queue/authcache.ts';
 import type { Committer } from '../queue/committer.ts';
 import type { AttemptRecord, ClaimedRow, Store } from '../queue/store.ts';
 import type { Depth } from '../queue/depth.ts';
+import { authorizerPlan, upstreamBudgetMs } from './authorizer.ts';
 import { signingKeys, webhookHeaders } from './sign.ts';
 
 // The main thread's side of the pipeline: claims due rows in batches (leases), feeds
@@ -32,6 +34,8 @@ export interface DispatcherDeps {
   pollMs?: number;
   /** Told of every persisted decision and attempt (metrics, health). */
   observer?: Observer;
+  /** Writes upstream answers, cache recency and unknown-token sightings with the decisions. */
+  authStore?: AuthStore;
 }
 
 export interface Observer {
@@ -62,6 +66,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   // deadline + callback deadline + slack); only a crash or a hung thread lets it expire.
   const leaseMs = config.authorizationTimeoutMs + config.callbackTimeoutMs + 30_000;
   const signingKeysList = signingKeys(config.callbackSigningSecret);
+  const authorizer = authorizerPlan(config);
 
   const inflight = new Map<string, InFlight>();
   // Slots promised to accepts whose rows are being committed pre-claimed.
@@ -146,6 +151,43 @@ export function createDispatcher(deps: DispatcherDeps) {
     kick();
   }
 
+  /**
+   * Runs one task against a deadline enforced here, not by aborting the task: piscina
+   * aborts a running task by terminating its thread, which would take the thread's other
+   * tasks with it. Resolves with TIMED_OUT, or null when the task failed.
+   */
+  async function runBefore<T>(name: string, task: unknown, ms: number): Promise<T | typeof TIMED_OUT | null> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        pool.run(task, { name }) as Promise<T>,
+        new Promise<typeof TIMED_OUT>((resolve) => {
+          timer = setTimeout(resolve, ms, TIMED_OUT);
+        }),
+      ]);
+    } catch (err) {
+      log.error({ err: String(err) }, `${name} task failed`);
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Results by item, with unknown/timeout or unknown/worker_error (source system) for the missing. */
+  function outcomes(items: InFlight[], result: Decision[] | typeof TIMED_OUT | null, latency: number): Decision[] {
+    const byId = new Map<string, Decision>();
+    if (Array.isArray(result)) for (const d of result) byId.set(d.id, d);
+    return items.map((it) => {
+      const d = byId.get(it.id);
+      if (d) return { ...d, latency_ms: latency };
+      const reason = result === TIMED_OUT ? 'timeout' : 'worker_error';
+      return { id: it.id, status: 'unknown', reason, source: 'system', latency_ms: latency };
+    });
+  }
+
+  // Two steps (README "Authorization chain"): the `decide` task answers from the local list
+  // and the cache; what it refers goes to the `authorize` task (upstream, offline rules).
+  // Local and cached decisions are recorded and delivered without waiting for upstream calls.
   async function decide(items: InFlight[]): Promise<void> {
     const started = now();
     const task: DecideTask = {
@@ -153,35 +195,43 @@ export function createDispatcher(deps: DispatcherDeps) {
       nativeBinding: deps.nativeBinding,
       now: started,
       items: items.map((it) => ({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '' })),
+      authorizer: authorizer?.decide,
     };
-    let timer: NodeJS.Timeout | undefined;
-    let result: Decision[] | typeof TIMED_OUT | null;
-    try {
-      // The deadline is enforced here, not by aborting the task: piscina aborts a running
-      // task by terminating its thread, which would take the thread's other tasks with it.
-      result = await Promise.race([
-        pool.run(task, { name: 'decide' }) as Promise<Decision[]>,
-        new Promise<typeof TIMED_OUT>((resolve) => {
-          timer = setTimeout(resolve, config.authorizationTimeoutMs, TIMED_OUT);
-        }),
-      ]);
-    } catch (err) {
-      log.error({ err: String(err) }, 'decide task failed');
-      result = null;
-    } finally {
-      clearTimeout(timer);
+    const result = await runBefore<Decision[]>('decide', task, config.authorizationTimeoutMs);
+    const decisions = outcomes(items, result, now() - started);
+    const decided: InFlight[] = [];
+    const final: Decision[] = [];
+    const referred: InFlight[] = [];
+    const referrals: AuthorizeTask['items'] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const d = decisions[i]!;
+      if (d.referral && authorizer) {
+        referred.push(it);
+        referrals.push({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '', referral: d.referral });
+      } else {
+        decided.push(it);
+        final.push(d);
+      }
     }
-    const latency = now() - started;
-    const byId = new Map<string, Decision>();
-    if (Array.isArray(result)) for (const d of result) byId.set(d.id, d);
-    const decisions: Decision[] = items.map((it) => {
-      const d = byId.get(it.id);
-      if (d) return { ...d, latency_ms: latency };
-      const reason = result === TIMED_OUT ? 'timeout' : 'worker_error';
-      return { id: it.id, status: 'unknown', reason, source: 'system', latency_ms: latency };
-    });
+    const settling = decided.length > 0 ? settle(decided, final) : Promise.resolve();
+    if (referred.length > 0 && authorizer) {
+      const remaining = config.authorizationTimeoutMs - (now() - started);
+      const upstream: AuthorizeTask = { authorizer: authorizer.settings, now: now(), budgetMs: upstreamBudgetMs(config.authorizationTimeoutMs, remaining), items: referrals };
+      const answers = await runBefore<Decision[]>('authorize', upstream, Math.max(0, remaining));
+      await settle(referred, outcomes(referred, answers, now() - started));
+    }
+    await settling;
+  }
+
+  /** Records decisions (and what they leave behind) in one commit, then delivers them. */
+  async function settle(items: InFlight[], decisions: Decision[]): Promise<void> {
     try {
-      await committer.run(() => store.recordDecisions(decisions, now(), leaseMs));
+      await committer.run(() => {
+        const n = store.recordDecisions(decisions, now(), leaseMs);
+        deps.authStore?.record(decisions, new Map(items.map((it) => [it.id, it])), now());
+        return n;
+      });
     } catch (err) {
       // The rows keep their lease and are claimed again once it expires.
       log.error({ err: String(err), count: items.length }, 'could not persist decisions; will retry after lease');
@@ -194,7 +244,10 @@ export function createDispatcher(deps: DispatcherDeps) {
       it.decision = d.status;
       deps.observer?.decided(d);
       log.info(
-        { request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''), decision: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms },
+        {
+          request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''), decision: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms,
+          ...(d.upstream_error ? { upstream_error: d.upstream_error } : {}),
+        },
         'decided',
       );
     }

@@ -144,6 +144,128 @@ CREATE TABLE service_instance (
 ) STRICT;
 `,
   },
+  {
+    version: 5,
+    name: 'acl groups, validity window, allow_offline, effective view, list version',
+    sql: `
+-- A token may belong to one group; a blocked, expired or not-yet-valid group stops its
+-- tokens, and a group's station scope narrows theirs (README "Authorization chain").
+CREATE TABLE acl_groups (
+  name          TEXT PRIMARY KEY,
+  blocked       INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0,1)),
+  valid_from    TEXT,                            -- ISO-8601 UTC; NULL = already valid
+  expires_at    TEXT,                            -- ISO-8601 UTC; NULL = never
+  allow_offline INTEGER NOT NULL DEFAULT 0 CHECK (allow_offline IN (0,1)),
+  note          TEXT,
+  created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+) STRICT;
+
+-- Station scope of a group; no rows = every station of the site.
+CREATE TABLE acl_group_stations (
+  group_name  TEXT NOT NULL REFERENCES acl_groups(name) ON DELETE CASCADE,
+  station_id  TEXT NOT NULL,                     -- lower-case UUID
+  PRIMARY KEY (group_name, station_id)
+) STRICT, WITHOUT ROWID;
+
+-- No ON DELETE action: a group that still has tokens cannot be removed (removing a
+-- blocked group must not quietly unblock its tokens).
+ALTER TABLE acl ADD COLUMN group_name TEXT REFERENCES acl_groups(name);
+ALTER TABLE acl ADD COLUMN valid_from TEXT;      -- ISO-8601 UTC; NULL = already valid
+-- 1 = ask the upstream authorizer first, allow when it cannot answer (OCPI ALLOWED_OFFLINE);
+-- 0 = the entry decides at once.
+ALTER TABLE acl ADD COLUMN allow_offline INTEGER NOT NULL DEFAULT 0 CHECK (allow_offline IN (0,1));
+CREATE INDEX acl_group ON acl (group_name) WHERE group_name IS NOT NULL;
+
+-- The version of the last versioned import (OCPP SendLocalList listVersion); no row = 0.
+CREATE TABLE acl_list_version (
+  id           INTEGER PRIMARY KEY CHECK (id = 1),
+  version      INTEGER NOT NULL CHECK (version >= 1),
+  update_type  TEXT NOT NULL CHECK (update_type IN ('full','differential')),
+  updated_at   TEXT NOT NULL
+) STRICT;
+
+-- Each token's effective state now, the same rules the decision applies (state 'active'
+-- = allowed at the listed stations; allow_offline = 1 means upstream first).
+CREATE VIEW acl_effective AS
+SELECT a.token, a.group_name,
+  CASE
+    WHEN a.blocked = 1 THEN 'blocked'
+    WHEN a.group_name IS NOT NULL AND g.name IS NULL THEN 'unknown_group'
+    WHEN g.blocked = 1 THEN 'group_blocked'
+    WHEN a.expires_at IS NOT NULL AND a.expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now') THEN 'expired'
+    WHEN g.expires_at IS NOT NULL AND g.expires_at <= strftime('%Y-%m-%dT%H:%M:%fZ','now') THEN 'group_expired'
+    WHEN a.valid_from IS NOT NULL AND a.valid_from > strftime('%Y-%m-%dT%H:%M:%fZ','now') THEN 'not_yet_valid'
+    WHEN g.valid_from IS NOT NULL AND g.valid_from > strftime('%Y-%m-%dT%H:%M:%fZ','now') THEN 'group_not_yet_valid'
+    ELSE 'active'
+  END AS state,
+  CASE
+    WHEN NOT EXISTS (SELECT 1 FROM acl_stations s WHERE s.token = a.token)
+     AND NOT EXISTS (SELECT 1 FROM acl_group_stations s WHERE s.group_name = a.group_name) THEN '*'
+    ELSE COALESCE((SELECT group_concat(station_id, ';') FROM (
+      SELECT c.station_id FROM (
+        SELECT station_id FROM acl_stations WHERE token = a.token
+        UNION SELECT station_id FROM acl_group_stations WHERE group_name = a.group_name) c
+      WHERE (NOT EXISTS (SELECT 1 FROM acl_stations s WHERE s.token = a.token)
+             OR c.station_id IN (SELECT station_id FROM acl_stations s WHERE s.token = a.token))
+        AND (NOT EXISTS (SELECT 1 FROM acl_group_stations s WHERE s.group_name = a.group_name)
+             OR c.station_id IN (SELECT station_id FROM acl_group_stations s WHERE s.group_name = a.group_name))
+      ORDER BY c.station_id)), '')
+  END AS stations,
+  CASE WHEN g.valid_from IS NULL OR (a.valid_from IS NOT NULL AND a.valid_from >= g.valid_from) THEN a.valid_from ELSE g.valid_from END AS valid_from,
+  CASE WHEN g.expires_at IS NULL OR (a.expires_at IS NOT NULL AND a.expires_at <= g.expires_at) THEN a.expires_at ELSE g.expires_at END AS expires_at,
+  CASE WHEN a.allow_offline = 1 OR g.allow_offline = 1 THEN 1 ELSE 0 END AS allow_offline,
+  a.note
+FROM acl a LEFT JOIN acl_groups g ON g.name = a.group_name;
+`,
+  },
+  {
+    version: 6,
+    name: 'authorizer cache, unknown tokens',
+    sql: `
+-- Upstream authorizer answers, so a restart keeps them and every worker thread shares
+-- them. Keyed by the token's SHA-256, never the token. Bounded: the least recently used
+-- rows go first (AUTHORIZER_CACHE_MAX_ENTRIES).
+CREATE TABLE authorizer_cache (
+  token_hash    TEXT NOT NULL,                   -- hex SHA-256 of the driver token
+  station_id    TEXT NOT NULL,                   -- lower-case UUID
+  status        TEXT NOT NULL CHECK (status IN ('allowed','not_allowed')),
+  reason        TEXT NOT NULL,
+  stored_at     INTEGER NOT NULL,                -- ms since epoch: when upstream answered
+  fresh_until   INTEGER NOT NULL,                -- ms since epoch: decides alone until then
+  last_used_at  INTEGER NOT NULL,                -- ms since epoch: LRU order
+  PRIMARY KEY (token_hash, station_id)
+) STRICT;
+CREATE INDEX authorizer_cache_lru ON authorizer_cache (last_used_at);
+
+CREATE VIEW authorizer_cache_readable AS
+SELECT token_hash, station_id, status, reason, ${iso('stored_at')} AS stored_at,
+       ${iso('fresh_until')} AS fresh_until, ${iso('last_used_at')} AS last_used_at
+FROM authorizer_cache;
+
+-- Tokens without a local-list entry that were refused as unknown (or could not be decided
+-- while the upstream was down, or were let through by OFFLINE_ALLOW_UNKNOWN), per station,
+-- so an admin can add a card a driver just tapped. Hashed and masked, never in full.
+CREATE TABLE unknown_tokens (
+  token_hash       TEXT NOT NULL,
+  station_id       TEXT NOT NULL,                -- lower-case UUID
+  token_mask       TEXT NOT NULL,                -- e.g. ABCD…oken
+  seen_count       INTEGER NOT NULL,
+  first_seen_at    INTEGER NOT NULL,             -- ms since epoch
+  last_seen_at     INTEGER NOT NULL,
+  last_status      TEXT NOT NULL,                -- decision status of the last sighting
+  last_reason      TEXT NOT NULL,
+  last_request_id  TEXT NOT NULL,
+  PRIMARY KEY (token_hash, station_id)
+) STRICT;
+CREATE INDEX unknown_tokens_last_seen ON unknown_tokens (last_seen_at);
+
+CREATE VIEW unknown_tokens_readable AS
+SELECT token_mask, token_hash, station_id, seen_count, ${iso('first_seen_at')} AS first_seen_at,
+       ${iso('last_seen_at')} AS last_seen_at, last_status, last_reason, last_request_id
+FROM unknown_tokens ORDER BY unknown_tokens.last_seen_at DESC;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

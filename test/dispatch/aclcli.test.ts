@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli } from '../../src/cli/main.ts';
+import { tempDir } from '../support/tmp.ts';
+
+// The ACL model as an admin scripts it: groups, validity windows, allow_offline, each
+// token's effective state, and versioned full / differential imports (OCPP SendLocalList).
+
+const S1 = '123e4567-e89b-12d3-a456-426614174000';
+const S2 = '9f1c2d3e-4b5a-4c6d-8e7f-0123456789ab';
+const T1 = 'fleet-card-0000000000000001';
+const T2 = 'fleet-card-0000000000000002';
+const T3 = 'other-card-0000000000000003';
+
+async function cli(args: string[]) {
+  let out = '';
+  let err = '';
+  process.exitCode = undefined;
+  const code = await runCli(args, { env: {}, out: (s) => void (out += s), err: (s) => void (err += s) }, '9.9.9');
+  process.exitCode = undefined;
+  return { code, out, err };
+}
+
+const json = async (args: string[]) => JSON.parse((await cli([...args, '--json'])).out);
+
+describe('acl groups and effective state (CLI)', () => {
+  it('a group scopes, blocks and expires its tokens; acl effective shows the result', async (t) => {
+    const db = join(tempDir(t), 'g.db');
+    assert.equal((await cli(['acl', 'group', 'add', 'fleet', '--station', S1, '--station', S2, '--note', 'depot', '--db', db])).code, 0);
+    assert.equal((await cli(['acl', 'add', T1, '--group', 'fleet', '--station', S2, '--valid-from', '2020-01-01', '--db', db])).code, 0);
+    assert.equal((await cli(['acl', 'add', T2, '--group', 'fleet', '--allow-offline', '--db', db])).code, 0);
+    const missing = await cli(['acl', 'add', T3, '--group', 'nope', '--db', db]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /no such group "nope"/);
+    assert.equal((await cli(['acl', 'add', T3, '--group', 'bad name', '--db', db])).code, 2);
+
+    assert.deepEqual(await json(['acl', 'effective', '--full', '--db', db]), [
+      { token: T1, group: 'fleet', state: 'active', stations: S2, valid_from: '2020-01-01T00:00:00.000Z', expires_at: null, allow_offline: false, note: null },
+      { token: T2, group: 'fleet', state: 'active', stations: `${S1};${S2}`, valid_from: null, expires_at: null, allow_offline: true, note: null },
+    ]);
+    assert.deepEqual(await json(['acl', 'group', 'list', '--db', db]), [
+      { name: 'fleet', tokens: 2, stations: `${S1};${S2}`, blocked: false, valid_from: null, expires_at: null, allow_offline: false, note: 'depot' },
+    ]);
+
+    assert.equal((await cli(['acl', 'group', 'add', 'fleet', '--blocked', '--db', db])).code, 0);
+    const states = (await json(['acl', 'effective', '--db', db])) as Array<{ token: string; state: string; stations: string }>;
+    assert.deepEqual(states.map((r) => [r.token, r.state, r.stations]), [['flee…0001', 'group_blocked', S2], ['flee…0002', 'group_blocked', '*']]);
+    assert.equal((await cli(['acl', 'group', 'add', 'fleet', '--expires', '2021-01-01T00:00:00Z', '--db', db])).code, 0);
+    assert.ok(((await json(['acl', 'effective', '--db', db])) as Array<{ state: string }>).every((r) => r.state === 'group_expired'));
+
+    const busy = await cli(['acl', 'group', 'remove', 'fleet', '--db', db]);
+    assert.equal(busy.code, 1);
+    assert.match(busy.err, /still has 2 token/);
+    await cli(['acl', 'remove', T1, '--db', db]);
+    await cli(['acl', 'remove', T2, '--db', db]);
+    assert.equal((await cli(['acl', 'group', 'remove', 'fleet', '--db', db])).code, 0);
+    assert.equal((await cli(['acl', 'group', 'remove', 'fleet', '--db', db])).code, 1);
+  });
+
+  it('acl list keeps its shape; the human table of acl effective has a header', async (t) => {
+    const db = join(tempDir(t), 'l.db');
+    await cli(['acl', 'add', T1, '--valid-from', '2020-01-01', '--allow-offline', '--db', db]);
+    assert.deepEqual(await json(['acl', 'list', '--db', db]), [{ token: 'flee…0001', stations: '*', expires_at: null, blocked: false, note: null }]);
+    assert.match((await cli(['acl', 'effective', '--db', db])).out, /^TOKEN\s+GROUP\s+STATE\s+STATIONS/);
+  });
+});
+
+describe('acl import: full and differential updates with a list version', () => {
+  it('applies the OCPP SendLocalList rule and is all-or-nothing', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'v.db');
+    const file = (name: string, text: string) => {
+      const p = join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    await cli(['acl', 'group', 'add', 'fleet', '--db', db]);
+    const full = file('full.csv', `token,stations,group,valid_from,allow_offline,note\n${T1},${S1},fleet,2020-01-01,true,one\n${T2},,,,,two\n`);
+    assert.equal((await cli(['acl', 'import', full, '--replace', '--list-version', '5', '--db', db])).out, 'acl: imported 2, removed 0, list version 5\n');
+    assert.deepEqual(await json(['acl', 'list-version', '--db', db]), { version: 5, update_type: 'full', updated_at: (await json(['acl', 'list-version', '--db', db])).updated_at });
+    const eff = (await json(['acl', 'effective', '--full', '--db', db])) as Array<Record<string, unknown>>;
+    assert.deepEqual([eff[0]!.group, eff[0]!.stations, eff[0]!.valid_from, eff[0]!.allow_offline], ['fleet', S1, '2020-01-01T00:00:00.000Z', true]);
+
+    const diff = file('diff.csv', `token,blocked,remove\n${T2},,true\n${T3},true,\n`);
+    const older = await cli(['acl', 'import', diff, '--differential', '--list-version', '5', '--db', db]);
+    assert.equal(older.code, 1, 'a differential update needs a higher version');
+    assert.match(older.err, /list version 5 refused: the list is at version 5/);
+    assert.equal((await cli(['acl', 'import', diff, '--list-version', '6', '--db', db])).out, 'acl: imported 1, removed 1, list version 6\n');
+    const tokens = ((await json(['acl', 'list', '--full', '--db', db])) as Array<{ token: string; blocked: boolean }>).map((r) => [r.token, r.blocked]);
+    assert.deepEqual(tokens, [[T1, false], [T3, true]]);
+
+    const stale = await cli(['acl', 'import', full, '--replace', '--list-version', '4', '--db', db]);
+    assert.equal(stale.code, 1, 'an older full list is refused');
+    assert.equal((await json(['acl', 'list', '--db', db])).length, 2, 'nothing changed');
+    assert.equal((await cli(['acl', 'import', full, '--replace', '--list-version', '6', '--db', db])).code, 0, 'the same version again is a harmless re-send of a full list');
+    assert.equal((await json(['acl', 'list-version', '--db', db])).version, 6);
+
+    // Unversioned imports and manual edits leave the version alone.
+    assert.equal((await cli(['acl', 'import', diff, '--db', db])).out, 'acl: imported 1, removed 1\n');
+    assert.equal((await json(['acl', 'list-version', '--db', db])).version, 6);
+  });
+
+  it('refuses bad input with the line, and keeps the list as it was', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'b.db');
+    await cli(['acl', 'add', T1, '--db', db]);
+    const cases: Array<[string, string[], RegExp, number]> = [
+      [`token,group\n${T2},\n${T3},ghost\n`, [], /CSV line 3: no such group "ghost"/, 2],
+      [`token,allow_offline\n${T2},perhaps\n`, [], /CSV line 2: allow_offline must be true or false/, 2],
+      [`token,valid_from\n${T2},soon\n`, [], /CSV line 2: invalid valid_from/, 2],
+      [`token,remove\n${T2},true\n`, ['--replace'], /remove rows belong to a differential update/, 2],
+      [`token\n${T2}\n`, ['--replace', '--differential'], /not both/, 2],
+      [`token\n${T2}\n`, ['--list-version', '0'], /invalid list version/, 2],
+    ];
+    cases.forEach(([text, flags], i) => writeFileSync(join(dir, `bad${i}.csv`), text));
+    for (let i = 0; i < cases.length; i++) {
+      const [, flags, message, code] = cases[i]!;
+      const r = await cli(['acl', 'import', join(dir, `bad${i}.csv`), ...flags, '--db', db]);
+      assert.equal(r.code, code, `case ${i}`);
+      assert.match(r.err, message, `case ${i}`);
+    }
+    assert.deepEqual(((await json(['acl', 'list', '--full', '--db', db])) as Array<{ token: string }>).map((r) => r.token), [T1]);
+    assert.equal((await json(['acl', 'list-version', '--db', db])).version, 0);
+  });
+});

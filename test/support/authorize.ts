@@ -1,0 +1,40 @@
+import { createBreakerState } from '../../src/core/breaker.ts';
+import { hashToken } from '../../src/core/token.ts';
+import type { AuthorizeItem, AuthorizerSettings, AuthorizeTask, Referral } from '../../src/core/types.ts';
+
+// Builders for `authorize` tasks as the dispatcher sends them, for tests that call the
+// worker function directly (in this thread) against a real fake authority.
+
+export const STATION = '123e4567-e89b-12d3-a456-426614174000';
+
+/** Settings with a breaker that will not open unless a test asks for it. */
+export function settings(url: string, over: Partial<AuthorizerSettings> = {}): AuthorizerSettings {
+  return {
+    url,
+    protocol: 'json',
+    token: null,
+    maxConcurrent: 16,
+    breakerFailures: 1_000_000,
+    breakerOpenMs: 30_000,
+    breakerState: createBreakerState(),
+    cacheTtlMs: 300_000,
+    cacheNegativeTtlMs: 60_000,
+    offlineAllowUnknown: false,
+    ...over,
+  };
+}
+
+let n = 0;
+export function item(token: string, over: Partial<Referral> = {}, station = STATION): AuthorizeItem {
+  return {
+    id: `req-${++n}`,
+    station_id: station,
+    driver_token: token,
+    referral: { token_hash: hashToken(token), station: station.toLowerCase(), offline: 'none', listed: false, ...over },
+  };
+}
+
+export function task(s: AuthorizerSettings, items: AuthorizeItem[], opts: { now?: number; budgetMs?: number } = {}): AuthorizeTask {
+  // Generous by default: only tests about deadlines set a short one.
+  return { authorizer: s, now: opts.now ?? Date.now(), budgetMs: opts.budgetMs ?? 10_000, items };
+}

@@ -4,7 +4,7 @@ import { compilePolicy } from './core/urlpolicy.ts';
 import { createDispatcher } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
 import { createHealth } from './health.ts';
-import { createServer } from './http/server.ts';
+import { createServer, type HttpLimits } from './http/server.ts';
 import { createIntake, IDEMPOTENCY_TTL_MS } from './intake.ts';
 import { createMetrics } from './metrics.ts';
 import { createAuthStore } from './queue/authcache.ts';
@@ -25,6 +25,8 @@ export interface AppOptions {
   log: Logger;
   now?: () => number;
   random?: () => number;
+  /** Connection limits of the HTTP listener (tests shorten the deadlines). */
+  http?: Partial<HttpLimits>;
 }
 
 /** Short on the service: a synchronous SQLite busy-wait blocks the whole event loop. */
@@ -100,6 +102,7 @@ export async function createApp(opts: AppOptions) {
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
     onSessionAnswer: (status, replayed) => metrics?.request(status, replayed),
+    ...(opts.http ? { limits: opts.http } : {}),
   });
   const resync = setInterval(() => {
     try {

@@ -15,6 +15,8 @@ interface Reader {
   station: Database.Statement;
   acl: Database.Statement;
   cache: Database.Statement;
+  /** Runs a function inside one read transaction (one snapshot). */
+  snapshot: <T>(fn: () => T) => T;
 }
 
 interface CacheRow {
@@ -42,6 +44,10 @@ function reader(dbPath: string, nativeBinding: string | undefined): Reader {
         EXISTS (SELECT 1 FROM acl_group_stations s WHERE s.group_name = a.group_name AND s.station_id = @station) AS g_in_scope
       FROM acl a LEFT JOIN acl_groups g ON g.name = a.group_name WHERE a.token = @token`),
     cache: db.prepare('SELECT status, reason, stored_at, fresh_until FROM authorizer_cache WHERE token_hash = ? AND station_id = ?'),
+    // Each statement outside a transaction is a read transaction of its own, and every
+    // commit of the main thread in between makes SQLite drop this connection's page cache.
+    // One transaction per batch: one snapshot, one cache check, for all its lookups.
+    snapshot: <T>(fn: () => T): T => db.transaction(fn)(),
   };
   readers.set(dbPath, r);
   return r;
@@ -84,17 +90,27 @@ export function decideOne(r: Reader, hasStations: boolean, item: DecideItem, now
 export function decide(task: DecideTask): Decision[] {
   const t0 = performance.now();
   const r = reader(task.dbPath, task.nativeBinding);
-  const hasStations = r.hasStations.get() === 1;
   const out: Decision[] = new Array(task.items.length);
-  for (let i = 0; i < task.items.length; i++) {
-    const item = task.items[i]!;
-    let d: Step;
-    try {
-      d = decideOne(r, hasStations, item, task.now, task.authorizer);
-    } catch {
-      d = { status: 'unknown', reason: 'database_error', source: 'system' };
+  const decideAll = () => {
+    const hasStations = r.hasStations.get() === 1;
+    for (let i = 0; i < task.items.length; i++) {
+      const item = task.items[i]!;
+      let d: Step;
+      try {
+        d = decideOne(r, hasStations, item, task.now, task.authorizer);
+      } catch {
+        d = { status: 'unknown', reason: 'database_error', source: 'system' };
+      }
+      out[i] = { id: item.id, ...d, latency_ms: Math.round(performance.now() - t0) };
     }
-    out[i] = { id: item.id, ...d, latency_ms: Math.round(performance.now() - t0) };
+  };
+  try {
+    r.snapshot(decideAll);
+  } catch {
+    // The snapshot itself failed (database gone): every item is undecidable.
+    for (let i = 0; i < task.items.length; i++) {
+      out[i] = { id: task.items[i]!.id, status: 'unknown', reason: 'database_error', source: 'system', latency_ms: Math.round(performance.now() - t0) };
+    }
   }
   return out;
 }

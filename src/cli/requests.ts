@@ -24,7 +24,7 @@ export function requestsList(db: Db, opts: { state?: string | undefined; limit: 
   }
   const rows = db
     .prepare(`SELECT id, state, station_id, token_mask, decision_status, attempts, last_error, created_at
-      FROM charging_requests ${opts.state ? 'WHERE state = @state' : ''} ORDER BY created_at DESC LIMIT @limit`)
+      FROM charging_requests ${opts.state ? 'WHERE state = @state' : ''} ORDER BY created_at DESC, id DESC LIMIT @limit`)
     .all({ ...(opts.state ? { state: opts.state } : {}), limit: opts.limit }) as Array<{
     id: string; state: string; station_id: string; token_mask: string; decision_status: string | null; attempts: number; last_error: string | null; created_at: number;
   }>;

@@ -1,3 +1,5 @@
+import { createServer as createListener } from 'node:http';
+import type { Socket } from 'node:net';
 import Hapi from '@hapi/hapi';
 import type { Logger } from 'pino';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
@@ -18,11 +20,39 @@ export interface ServerDeps {
   log: Logger;
   /** Told of every answer to POST /api/v1/charging-session (metrics). */
   onSessionAnswer?: (status: number, replayed: boolean) => void;
+  /** Connection limits; the defaults (HTTP_LIMITS) are the service's. */
+  limits?: Partial<HttpLimits>;
 }
+
+/** How long a client may take, and how much header it may send (README "Limits"). */
+export interface HttpLimits {
+  /** The request line and every header must have arrived within this (slowloris). */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must have arrived within this. */
+  requestTimeoutMs: number;
+  /** The body must have arrived within this once the handler reads it (Hapi's payload timeout). */
+  payloadTimeoutMs: number;
+  /** A connection with nothing moving on it is closed after this. */
+  idleTimeoutMs: number;
+  /** How often the two deadlines above are checked (Node checks every 30 s by default). */
+  checkIntervalMs: number;
+  /** Request line plus headers, in bytes; past it: 431. */
+  maxHeaderBytes: number;
+}
+
+export const HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  payloadTimeoutMs: 10_000,
+  idleTimeoutMs: 30_000,
+  checkIntervalMs: 1000,
+  maxHeaderBytes: 16 * 1024,
+});
 
 /** Messages for Hapi's own errors: short, and never a stack trace. */
 function messageFor(status: number, boomMessage: string): string {
-  if (status === 400) return 'the request body is not valid JSON';
+  if (status === 400) return /compressed/i.test(boomMessage) ? 'the request body is not valid gzip/deflate data' : 'the request URL is not valid';
+  if (status === 408) return 'the request body did not arrive in time';
   if (status === 413) return 'the request body is larger than 16 KiB';
   if (status === 415) return 'Content-Type must be application/json';
   if (status === 404) return 'no such resource';
@@ -31,18 +61,83 @@ function messageFor(status: number, boomMessage: string): string {
   return boomMessage;
 }
 
+/**
+ * Answers for requests Node's parser refuses before Hapi sees them (conflicting framing
+ * headers, header floods, a request that never finished arriving), in the API's error
+ * shape. Hapi's own handler sends a bare 400 for all of them.
+ */
+function clientErrorResponse(err: NodeJS.ErrnoException, limits: HttpLimits): Buffer {
+  const [status, reason, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', `the request headers are larger than ${limits.maxHeaderBytes} bytes`]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'the request is not valid HTTP/1.1 (framing, header syntax or encoding)'];
+  const body = JSON.stringify(errorBody(codeForStatus(status), message));
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** What Node keeps on a socket while it answers a request on it. */
+interface InFlightResponse {
+  writableFinished: boolean;
+  headersSent: boolean;
+  req?: { complete: boolean };
+  once(event: 'finish', fn: () => void): void;
+}
+
 export function createServer(deps: ServerDeps): Hapi.Server {
+  const limits: HttpLimits = { ...HTTP_LIMITS, ...deps.limits };
+  // Node's own deadlines for slow clients; Hapi does not set them.
+  const listener = createListener({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+    maxHeaderSize: limits.maxHeaderBytes,
+  });
   const server = Hapi.server({
     host: deps.host,
     port: deps.port,
+    listener,
     router: { stripTrailingSlash: true },
     routes: {
       // Slow or stalled request bodies are cut off instead of holding a socket forever.
-      timeout: { server: false, socket: 30_000 },
-      payload: { timeout: 10_000 },
+      timeout: { server: false, socket: limits.idleTimeoutMs },
+      payload: { timeout: limits.payloadTimeoutMs },
+      // The API has no cookies; a malformed Cookie header must not fail a request.
+      state: { parse: false, failAction: 'ignore' },
     },
   });
+  listener.removeAllListeners('clientError');
+  listener.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const answer = () => socket.end(clientErrorResponse(err, limits), () => socket.destroy());
+    const inFlight = (socket as Socket & { _httpMessage?: InFlightResponse })._httpMessage;
+    if (!inFlight || inFlight.writableFinished) answer();
+    // The request being answered arrived whole: the error is the next pipelined one's,
+    // so the answer under way goes out first.
+    else if (inFlight.req?.complete) inFlight.once('finish', answer);
+    // The error is this request's own (its body broke off or came too slowly): it will
+    // never finish normally, so it gets the error answer, unless its own already began.
+    else if (!inFlight.headersSent) answer();
+    else socket.destroy();
+    // Whatever the peer does next, the socket does not outlive a short grace.
+    setTimeout(() => socket.destroy(), 2000).unref();
+  });
   server.route([...sessionRoutes(deps.intake, deps.policy), ...statusRoutes(deps.reads), ...healthRoutes(deps.health)]);
+
+  // A body announced larger than the route takes is refused before any of it is read and
+  // before a 100 Continue invites it (Hapi would read it to the end first, then answer).
+  server.ext('onPreAuth', (request, h) => {
+    const max = request.route.settings.payload?.maxBytes;
+    const announced = Number(request.headers['content-length']);
+    if (request.method === 'get' || request.method === 'head' || max === undefined || !(announced > max)) return h.continue;
+    return h.response(errorBody('CG_ERR_PAYLOAD_TOO_LARGE', messageFor(413, ''))).code(413).takeover();
+  });
 
   // Every error the framework produces gets the SPEC's error shape.
   server.ext('onPreResponse', (request, h) => {
@@ -52,7 +147,7 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     if (status >= 500) deps.log.error({ err: res.message, path: request.path }, 'request failed');
     const code = codeForStatus(status);
     const message = messageFor(status, res.message);
-    const errors = status === 400 ? [{ field: 'body', message }] : [];
+    const errors = status === 400 ? [{ field: /URL/.test(message) ? 'url' : 'body', message }] : [];
     const out = h.response(errorBody(code, message, errors)).code(status);
     for (const [k, v] of Object.entries(res.output.headers)) if (k.toLowerCase() !== 'content-type') out.header(k, String(v));
     return out;

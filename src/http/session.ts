@@ -4,6 +4,7 @@ import { ERRORS, isChargegateError } from '../core/errors.ts';
 import type { Intake } from '../intake.ts';
 import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
+import { parseBody } from './body.ts';
 import { createSessionSchema, fieldErrors, type FieldError, type SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';
@@ -13,6 +14,11 @@ export const MAX_BODY_BYTES = 16 * 1024;
 
 /** SPEC §1: 1-255 printable ASCII characters. */
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+
+/** A body that is not I-JSON (src/http/body.ts); reported as field `body`. */
+class BodyError extends Error {
+  override readonly name = 'BodyError';
+}
 
 function idempotencyKey(headers: Record<string, unknown>): { value: string | null; error?: FieldError } {
   const raw = headers['idempotency-key'];
@@ -35,12 +41,23 @@ export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] 
           allow: ['application/json'],
           // Hapi reads a body without Content-Type as JSON; the contract wants a 415 for it.
           defaultContentType: 'application/octet-stream',
-          parse: true,
+          // The raw bytes (gzip/deflate undone, size capped): parseBody refuses what
+          // JSON.parse would silently repair (invalid UTF-8, duplicate members).
+          parse: 'gunzip',
           output: 'data',
         },
         validate: {
-          payload: schema,
+          payload: (raw: unknown) => {
+            const parsed = parseBody(raw as Buffer | null);
+            if (!parsed.ok) throw new BodyError(parsed.message);
+            const { value, error } = schema.validate(parsed.value);
+            if (error) throw error;
+            return value;
+          },
           failAction: (request, h, err) => {
+            if (err instanceof BodyError) {
+              return errorReply(h, 'CG_ERR_INVALID_REQUEST', err.message, [{ field: 'body', message: err.message }]).takeover();
+            }
             const errors = fieldErrors(err as Joi.ValidationError);
             const keyError = idempotencyKey(request.headers).error;
             if (keyError) errors.push(keyError);

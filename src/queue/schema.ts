@@ -266,6 +266,18 @@ SELECT token_mask, token_hash, station_id, seen_count, ${iso('first_seen_at')} A
 FROM unknown_tokens ORDER BY unknown_tokens.last_seen_at DESC;
 `,
   },
+  {
+    version: 7,
+    name: 'fewer indexes on the hot queue table',
+    sql: `
+-- Every accepted request inserts into and updates charging_requests three times; each
+-- index is one more B-tree touched per write. Request ids are UUIDv7 (time-ordered), so
+-- "newest first" needs no created_at index, and the oldest unfinished request is found by
+-- walking the open rows through charging_requests_due (bounded by QUEUE_MAX_SIZE).
+DROP INDEX charging_requests_created;
+DROP INDEX charging_requests_open_created;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

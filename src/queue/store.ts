@@ -92,7 +92,8 @@ export function createStore(db: Db) {
   const keyInsert = db.prepare('INSERT OR REPLACE INTO idempotency_keys (key, body_hash, request_id, created_at) VALUES (?, ?, ?, ?)');
   const keyFind = db.prepare('SELECT body_hash, request_id FROM idempotency_keys WHERE key = ? AND created_at >= ?');
 
-  const oldestOpen = db.prepare(`SELECT MIN(created_at) FROM charging_requests WHERE ${OPEN}`).pluck();
+  // Walks the open rows by the due index (bounded by QUEUE_MAX_SIZE); used by metrics scrapes.
+  const oldestOpen = db.prepare(`SELECT MIN(created_at) FROM charging_requests INDEXED BY charging_requests_due WHERE ${OPEN}`).pluck();
   const countFailed = db.prepare("SELECT COUNT(*) FROM charging_requests WHERE state = 'failed'").pluck();
 
   const countOpen = db.prepare(`SELECT COUNT(*) AS n FROM charging_requests WHERE ${OPEN}`).pluck();

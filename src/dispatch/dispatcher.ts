@@ -61,7 +61,10 @@ export function createDispatcher(deps: DispatcherDeps) {
   const random = deps.random ?? Math.random;
   const batchSize = deps.batchSize ?? 64;
   const pollMs = deps.pollMs ?? 1000;
-  const capacity = config.workers * config.workerConcurrency;
+  // Items (not tasks) in flight. Tasks carry up to batchSize items, so a few items per task
+  // slot keeps the threads fed with full batches while a backlog drains; memory and the
+  // number of leases held stay bounded by this figure.
+  const capacity = config.workers * config.workerConcurrency * 4;
   // A lease outlives the longest a claimed row can legitimately stay in memory (decide
   // deadline + callback deadline + slack); only a crash or a hung thread lets it expire.
   const leaseMs = config.authorizationTimeoutMs + config.callbackTimeoutMs + 30_000;

@@ -85,10 +85,10 @@ async function acceptPhase(connections: number) {
   return { connections, chargegate: c, baseline: b, ratio_throughput: c.rps2xx / b.rps2xx, ratio_p99: c.p99 / b.p99, peak_rss_mib: peak };
 }
 
-async function e2ePhase(acceptBaseline: number) {
+async function e2ePhase(acceptBaseline: number, env: Record<string, string> = {}) {
   const rx = await receiver();
-  const dbPath = freshDb('e2e');
-  const svc = await service(dbPath);
+  const dbPath = freshDb(`e2e-${Object.values(env).join('-')}`);
+  const svc = await service(dbPath, env);
   const idle = rss(svc.child.pid!).now;
   const depths: number[] = [];
   const sampler = setInterval(async () => {
@@ -175,6 +175,8 @@ try {
   const a1000 = await acceptPhase(1000);
   results.accept = [a100, a1000];
   results.e2e = await e2ePhase(a100.baseline.rps2xx);
+  // Tuning data: one worker thread leaves the second core to the main thread.
+  results.e2e_workers_1 = await e2ePhase(a100.baseline.rps2xx, { WORKERS: '1' });
   results.drain = await drainPhase();
   (results.drain as Record<string, number>).ratio_vs_accept_baseline = (results.drain as { per_s: number }).per_s / a100.baseline.rps2xx;
 } finally {
@@ -193,6 +195,7 @@ const rows: Array<[string, string, string, string]> = [
   ]),
   ['e2e accepted/s', String(s.e2e.accepted_per_s), '', ''],
   ['e2e delivered callbacks/s', String(s.e2e.delivered_per_s), String(s.accept[0].baseline.rps2xx), `${f(s.e2e.ratio_delivered_vs_accept_baseline)} (target ≥ 0.70)`],
+  ['e2e delivered/s with WORKERS=1', String(s.e2e_workers_1.delivered_per_s), String(s.accept[0].baseline.rps2xx), f(s.e2e_workers_1.ratio_delivered_vs_accept_baseline)],
   ['e2e queue depth max (bound 10000)', String(s.e2e.queue_depth_max), s.e2e.queue_bounded ? 'bounded' : 'NOT bounded', ''],
   ['decision→callback p50/p99 ms', `${s.e2e.decision_to_callback_ms.p50}/${s.e2e.decision_to_callback_ms.p99}`, '', ''],
   [`drain ${s.drain.requests} req/s`, String(s.drain.per_s), String(s.accept[0].baseline.rps2xx), `${f(s.drain.ratio_vs_accept_baseline)} (target ≥ 2.00)`],

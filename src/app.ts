@@ -59,6 +59,7 @@ export async function createApp(opts: AppOptions) {
     probeDb: () => committer.run(() => undefined),
     queue: () => ({ depth: depth.value, max: depth.max }),
     threads: () => ({ alive: pool.threads.length, configured: config.workers }),
+    authorizer: () => dispatcher.authorizerBreaker(),
     now,
   });
   const dispatcher = createDispatcher({
@@ -84,6 +85,10 @@ export async function createApp(opts: AppOptions) {
     poolUtilization: () => pool.utilization,
     poolThreads: () => pool.threads.length,
     inFlight: () => dispatcher.inflight,
+    breakerOpen: () => {
+      const b = dispatcher.authorizerBreaker();
+      return b === null ? null : b.state === 'open' ? 1 : b.state === 'half_open' ? 0.5 : 0;
+    },
   });
   const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, handoff: dispatcher.handoff, now });
   const retention = createRetention({ db, committer, log, retentionDays: config.retentionDays, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, now });

@@ -5,6 +5,8 @@ import type { AttemptRecord } from './queue/store.ts';
 //   file gone), else UP.
 // - queue: DEGRADED at or above 90% of QUEUE_MAX_SIZE (new requests about to get 503), else UP.
 // - workers: DOWN with no thread alive, DEGRADED with fewer than configured, else UP.
+// - authorizer (only with AUTHORIZER_URL): DEGRADED while its circuit breaker is open or
+//   half-open (decisions come from the offline rules).
 // - callbacks: DEGRADED when, over the last 5 minutes, at least 20 attempts were made and
 //   fewer than half were delivered; never DOWN (receivers' outages are not ours).
 // Overall: DOWN if database or workers are DOWN, else DEGRADED if any part is, else UP.
@@ -16,6 +18,8 @@ export interface HealthDeps {
   probeDb(): Promise<void>;
   queue(): { depth: number; max: number };
   threads(): { alive: number; configured: number };
+  /** The upstream authorizer's breaker; null when no upstream is configured. */
+  authorizer?: () => { state: 'closed' | 'open' | 'half_open'; opened: number } | null;
   now?: () => number;
 }
 
@@ -84,9 +88,12 @@ export function createHealth(deps: HealthDeps) {
         delivered_5m: delivered,
         success_rate_5m: rate === null ? null : Math.round(rate * 1000) / 1000,
       };
-      const parts = [db.status, queue.status, workers.status, callbacks.status];
+      const br = deps.authorizer?.() ?? null;
+      // An open breaker means decisions come from the offline rules: working, but degraded.
+      const authorizer = br ? { status: (br.state === 'closed' ? 'UP' : 'DEGRADED') as Level, breaker: br.state, opened: br.opened } : null;
+      const parts = [db.status, queue.status, workers.status, callbacks.status, ...(authorizer ? [authorizer.status] : [])];
       const status: Level = db.status === 'DOWN' || workers.status === 'DOWN' ? 'DOWN' : parts.includes('DEGRADED') ? 'DEGRADED' : 'UP';
-      return { status, components: { database: db, queue, workers, callbacks } };
+      return { status, components: { database: db, queue, workers, callbacks, ...(authorizer ? { authorizer } : {}) } };
     },
   };
 }

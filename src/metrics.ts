@@ -14,6 +14,8 @@ export interface MetricSources {
   poolUtilization(): number;
   poolThreads(): number;
   inFlight(): number;
+  /** 0 closed, 1 open, 0.5 half-open; null without an upstream authorizer. */
+  breakerOpen?: () => number | null;
 }
 
 /** What an HTTP answer to POST /api/v1/charging-session counts as. */
@@ -74,6 +76,10 @@ export function createMetrics(src: MetricSources) {
   gauge('chargegate_dead_letters', 'Requests in state failed (replayable)', src.deadLetters);
   gauge('chargegate_worker_utilization', 'Worker pool utilisation (0-1, piscina)', src.poolUtilization);
   gauge('chargegate_worker_threads', 'Worker threads alive', src.poolThreads);
+  if (src.breakerOpen) {
+    const read = src.breakerOpen;
+    gauge('chargegate_authorizer_breaker_open', 'Upstream authorizer circuit breaker: 0 closed, 0.5 half-open, 1 open', () => read() ?? 0);
+  }
   gauge('chargegate_items_in_flight', 'Requests claimed and being decided or delivered', src.inFlight);
 
   return {

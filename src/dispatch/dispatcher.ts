@@ -8,6 +8,7 @@ import type { Committer } from '../queue/committer.ts';
 import type { AttemptRecord, ClaimedRow, Store } from '../queue/store.ts';
 import type { Depth } from '../queue/depth.ts';
 import { authorizerPlan, upstreamBudgetMs } from './authorizer.ts';
+import { breaker, type BreakerState } from '../core/breaker.ts';
 import { signingKeys, webhookHeaders } from './sign.ts';
 
 // The main thread's side of the pipeline: claims due rows in batches (leases), feeds
@@ -355,6 +356,12 @@ export function createDispatcher(deps: DispatcherDeps) {
     },
     /** New work was committed: look for it now rather than at the next poll. */
     kick,
+    /** The upstream authorizer's circuit breaker, null without AUTHORIZER_URL (health, metrics). */
+    authorizerBreaker(): { state: BreakerState; opened: number } | null {
+      if (!authorizer) return null;
+      const b = breaker(authorizer.settings.breakerState, { failures: authorizer.settings.breakerFailures, openMs: authorizer.settings.breakerOpenMs });
+      return { state: b.state(now()), opened: b.opened };
+    },
     get inflight(): number {
       return inflight.size;
     },

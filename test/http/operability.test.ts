@@ -173,3 +173,26 @@ describe('health and metrics', () => {
     assert.ok(!text.includes(id) && !text.includes(TOKEN) && !text.includes(S1), 'no ids, tokens or stations as labels');
   });
 });
+
+describe('authorizer breaker in health and metrics', () => {
+  it('reports the open breaker as DEGRADED and as a gauge', async (t) => {
+    const rx = await startReceiver();
+    t.after(rx.close);
+    // Nothing listens on the upstream port: every call fails fast.
+    const dead = await startReceiver();
+    const upstream = dead.url('/authorize');
+    await dead.close();
+    const { app } = await startApp(t, { AUTHORIZER_URL: upstream, AUTHORIZER_BREAKER_FAILURES: '1', AUTHORIZER_BREAKER_OPEN_MS: '600000' });
+    const before = (await app.server.inject({ url: '/health' })).result as { components: { authorizer: { status: string; breaker: string } } };
+    assert.deepEqual([before.components.authorizer.status, before.components.authorizer.breaker], ['UP', 'closed']);
+    const post = poster(app.server.inject.bind(app.server));
+    await post({ station_id: S1, driver_token: 'unlisted-token-0123456789', callback_url: rx.url() });
+    await waitFor(() => rx.calls.length === 1, { what: 'offline decision delivered' });
+    const h = await app.server.inject({ url: '/health' });
+    const body = h.result as { status: string; components: { authorizer: { status: string; breaker: string; opened: number } } };
+    assert.equal(h.statusCode, 200);
+    assert.equal(body.status, 'DEGRADED');
+    assert.deepEqual([body.components.authorizer.status, body.components.authorizer.breaker, body.components.authorizer.opened], ['DEGRADED', 'open', 1]);
+    assert.match((await app.server.inject({ url: '/metrics' })).payload, /chargegate_authorizer_breaker_open 1/);
+  });
+});

@@ -2,21 +2,13 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../../src/cli/main.ts';
+import { cli } from '../support/cli.ts';
 import { tempDir } from '../support/tmp.ts';
 
 const T1 = 'ABCD-efgh1234567890_~valid.token';
 const T2 = 'second-token-0123456789';
 const S1 = '123E4567-E89B-12D3-A456-426614174000';
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  let out = '';
-  let err = '';
-  process.exitCode = undefined;
-  const code = await runCli(args, { env, out: (s) => void (out += s), err: (s) => void (err += s) }, '9.9.9');
-  process.exitCode = undefined;
-  return { code, out, err };
-}
 
 describe('cli', () => {
   it('acl add/list/remove on the db file, tokens masked unless --full', async (t) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runCli } from '../../src/cli/main.ts';
+import { cli } from '../support/cli.ts';
 import { startApp } from '../support/app.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
@@ -8,14 +8,6 @@ import { waitFor } from '../support/tmp.ts';
 const S1 = '123e4567-e89b-12d3-a456-426614174000';
 const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 
-async function cli(args: string[]) {
-  let out = '';
-  let err = '';
-  process.exitCode = undefined;
-  const code = await runCli(args, { env: {}, out: (s) => void (out += s), err: (s) => void (err += s) }, '0.0.0');
-  process.exitCode = undefined;
-  return { code, out, err };
-}
 
 describe('requests, replay, stats (CLI against the running service)', () => {
   it('shows what the API shows, replays a failed request with its recorded decision', async (t) => {

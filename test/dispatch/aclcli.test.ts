@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { runCli } from '../../src/cli/main.ts';
+import { cli } from '../support/cli.ts';
 import { tempDir } from '../support/tmp.ts';
 
 // The ACL model as an admin scripts it: groups, validity windows, allow_offline, each
@@ -14,14 +14,6 @@ const T1 = 'fleet-card-0000000000000001';
 const T2 = 'fleet-card-0000000000000002';
 const T3 = 'other-card-0000000000000003';
 
-async function cli(args: string[]) {
-  let out = '';
-  let err = '';
-  process.exitCode = undefined;
-  const code = await runCli(args, { env: {}, out: (s) => void (out += s), err: (s) => void (err += s) }, '9.9.9');
-  process.exitCode = undefined;
-  return { code, out, err };
-}
 
 const json = async (args: string[]) => JSON.parse((await cli([...args, '--json'])).out);
 

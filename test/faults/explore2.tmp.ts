@@ -1,0 +1,15 @@
+import { startIntake } from './support/intake.ts';
+import { raw, rawPost } from './support/raw.ts';
+const cleanups: Array<() => unknown> = [];
+const s = await startIntake({ after: (fn) => void cleanups.push(fn) }, { http: { headersTimeoutMs: 1500, requestTimeoutMs: 3000, payloadTimeoutMs: 1500, idleTimeoutMs: 3000, checkIntervalMs: 250 } });
+const P = '/api/v1/charging-session';
+const good = JSON.stringify({ station_id: '123e4567-e89b-12d3-a456-426614174000', driver_token: 'ABCD-efgh1234567890_~valid.token', callback_url: 'http://127.0.0.1:9/cb' });
+let r = await raw(s.port, rawPost(P, ['Content-Type: application/json', 'Content-Length: 10485760']), { timeoutMs: 5000 });
+console.log('big CL no body', r.statuses, r.ms, r.closedByServer, JSON.stringify(r.text.slice(0, 300)));
+r = await raw(s.port, rawPost(P, ['Content-Type: application/json', 'Content-Length: 10485760', 'Expect: 100-continue']), { timeoutMs: 5000 });
+console.log('expect', r.statuses, r.ms, r.closedByServer, JSON.stringify(r.text.slice(0, 300)));
+const head = rawPost(P, ['Content-Type: application/json', `Content-Length: ${good.length}`], '').toString('latin1');
+r = await raw(s.port, Buffer.alloc(0), { chunks: [head, ...good.split('')], pauseMs: 200, timeoutMs: 10000 });
+console.log('drip body', r.statuses, r.ms, r.closedByServer, JSON.stringify(r.text.slice(0, 300)));
+console.log(s.lines.filter(l => Number(l.level) >= 40).slice(0, 5));
+for (const fn of cleanups.reverse()) await fn();

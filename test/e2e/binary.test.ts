@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -81,9 +81,52 @@ describe('the single executable', { timeout: 300_000 }, () => {
     assert.ok(cached.some((f) => /^task-[0-9a-f]{16}\.cjs$/.test(f)), cached.join(', '));
     assert.ok(!cached.some((f) => f.endsWith('.tmp')), cached.join(', '));
 
+    // requests show prints what the API answers.
+    const shown = await runBinary(bin, ['requests', 'show', request_id, '--json'], { cwd: dir, env });
+    assert.equal(shown.code, 0, shown.stderr);
+    await waitFor(async () => JSON.parse((await runBinary(bin, ['requests', 'show', request_id, '--json'], { cwd: dir, env })).stdout).state === 'delivered', { what: 'delivered' });
+    const api = await (await fetch(`http://127.0.0.1:${port}/api/v1/charging-session/${request_id}`)).json();
+    assert.deepEqual(JSON.parse((await runBinary(bin, ['requests', 'show', request_id, '--json'], { cwd: dir, env })).stdout), api);
+
+    // A receiver that refuses (410) fails the request at once; replay re-delivers it.
+    let refuse = true;
+    const picky = await startReceiver((_c, _n, r) => r.writeHead(refuse ? 410 : 200).end());
+    t.after(() => picky.close());
+    const res2 = await fetch(`http://127.0.0.1:${port}/api/v1/charging-session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: picky.url('/cb') }),
+    });
+    const failedId = ((await res2.json()) as { request_id: string }).request_id;
+    await waitFor(async () => JSON.parse((await runBinary(bin, ['requests', 'list', '--state', 'failed', '--json'], { cwd: dir, env })).stdout).length === 1, { timeoutMs: 15_000, what: 'failed' });
+    refuse = false;
+    const replay = await runBinary(bin, ['replay', failedId], { cwd: dir, env });
+    assert.equal(replay.code, 0, replay.stderr);
+    await waitFor(() => picky.calls.length === 2, { timeoutMs: 15_000, what: 'replayed callback' });
+    assert.deepEqual(picky.calls[1]!.json, { station_id: STATION, driver_token: TOKEN, status: 'allowed' });
+
+    // A second serve on the same port: exit 1 with a one-line reason.
+    const clash = await runBinary(bin, ['serve', '--port', String(port), '--db', join(dir, 'other.db')], { cwd: dir, env });
+    assert.equal(clash.code, 1);
+    assert.match(clash.stderr, /already in use/);
+
     const exit = await server.stop('SIGTERM');
     assert.deepEqual(exit, { code: 0, signal: null }, server.stderr());
     assert.ok(server.lines.some((l) => l.msg === 'stopped'));
+  });
+
+  test('a database from a newer chargegate is refused untouched (exit 1)', async () => {
+    const db = join(dir, 'newer.db');
+    assert.equal((await runBinary(bin, ['stations', 'list', '--db', db], { cwd: dir, env })).code, 0);
+    const Database = (await import('better-sqlite3')).default;
+    const h = new Database(db);
+    h.prepare("INSERT INTO schema_migrations VALUES (9999, 'future', 'x')").run();
+    h.close();
+    const before = readFileSync(db);
+    const r = await runBinary(bin, ['serve', '--db', db], { cwd: dir, env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /schema version 9999 is newer/);
+    assert.ok(readFileSync(db).equals(before), 'file untouched');
   });
 
   test('without CHARGEGATE_CACHE_DIR the files go next to the database', async () => {

@@ -11,8 +11,25 @@ export interface LineSink {
   flushSync(): void;
 }
 
+/**
+ * Log bytes held while stdout cannot take them (a stalled pipe or journald). Past this the
+ * newest lines are dropped and counted: a slow log reader must not grow memory unbounded.
+ */
+export const MAX_PENDING_LOG_BYTES = 8 * 1024 * 1024;
+
+// Process-wide: there is one stdout. Read by /metrics.
+let droppedLines = 0;
+
+/** Log lines dropped because stdout could not keep up (chargegate_log_lines_dropped_total). */
+export function droppedLogLines(): number {
+  return droppedLines;
+}
+
 export function batchedStdout(fd = 1): LineSink {
-  const dest = pino.destination({ dest: fd, sync: false });
+  const dest = pino.destination({ dest: fd, sync: false, maxLength: MAX_PENDING_LOG_BYTES });
+  dest.on('drop', (data: string) => {
+    for (let i = data.indexOf('\n'); i !== -1; i = data.indexOf('\n', i + 1)) droppedLines++;
+  });
   let lines: string[] = [];
   let scheduled = false;
 

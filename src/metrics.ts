@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Decision } from './core/types.ts';
+import { droppedLogLines } from './logsink.ts';
 import type { AttemptRecord } from './queue/store.ts';
 
 // Prometheus series (SPEC §1 /metrics). Labels take a handful of fixed values only:
@@ -80,6 +81,15 @@ export function createMetrics(src: MetricSources) {
     const read = src.breakerOpen;
     gauge('chargegate_authorizer_breaker_open', 'Upstream authorizer circuit breaker: 0 closed, 0.5 half-open, 1 open', () => read() ?? 0);
   }
+  new Counter({
+    name: 'chargegate_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout could not keep up (8 MiB pending at most)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(droppedLogLines());
+    },
+  });
   gauge('chargegate_items_in_flight', 'Requests claimed and being decided or delivered', src.inFlight);
 
   return {

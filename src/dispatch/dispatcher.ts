@@ -166,7 +166,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       return await Promise.race([
         pool.run(task, { name }) as Promise<T>,
         new Promise<typeof TIMED_OUT>((resolve) => {
-          timer = setTimeout(resolve, ms, TIMED_OUT);
+          timer = setTimeout(resolve, Math.max(0, ms), TIMED_OUT);
         }),
       ]);
     } catch (err) {

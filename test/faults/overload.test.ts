@@ -13,7 +13,7 @@ const QUEUE_MAX = 400;
 test('a flood far above capacity: 503 + Retry-After at the bound, bounded RSS, nothing accepted lost, recovery on its own', { timeout: 120_000 }, async (t) => {
   const r = await overloadRun(t, {
     queueMax: QUEUE_MAX,
-    receiverDelayMs: 100,
+    receiverDelayMs: 250,
     floodConcurrency: 64,
     floodMs: 6000,
     calmRequests: 200,

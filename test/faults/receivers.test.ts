@@ -118,8 +118,11 @@ describe('hostile callback receivers', () => {
       assert.equal(o[k]!.last_error, `rejected: HTTP ${status}`);
     };
 
-    failedAfterRetries('hanging', /^timeout$/);
-    failedAfterRetries('dripHeaders', /^timeout$/);
+    // (undici's own headers timeout and the attempt's deadline are equal and race: now and
+    // then the same fault is recorded as UND_ERR_HEADERS_TIMEOUT, which /metrics counts as
+    // class "network"; docs/reliability.md, known gaps.)
+    failedAfterRetries('hanging', /^(timeout|UND_ERR_HEADERS_TIMEOUT)$/);
+    failedAfterRetries('dripHeaders', /^(timeout|UND_ERR_HEADERS_TIMEOUT)$/);
     failedAfterRetries('tls', /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/);
     failedAfterRetries('tlsToPlain', /SSL|TLS|EPROTO|ECONNRESET/);
     failedAfterRetries('dns', /^(ENOTFOUND|EAI_AGAIN)$/);
@@ -149,4 +152,41 @@ describe('hostile callback receivers', () => {
 
     assert.ok(Math.max(...healthyLatency) < 1000, `the healthy receiver was served within 1 s (max ${Math.max(...healthyLatency)} ms)`);
   });
+
+  it(
+    'a dead receiver with a backlog does not starve the others (per-host fairness)',
+    {
+      timeout: 60_000,
+      todo:
+        'src/dispatch: in-flight capacity is global, so one dead origin holds every slot for a whole CALLBACK_TIMEOUT_MS ' +
+        '(and hung deliver tasks also queue the decide tasks of everyone else); needs a per-origin in-flight cap, see docs/reliability.md',
+    },
+    async (t) => {
+      // 4 items per task slot x 8 slots x 2 threads = 64 deliveries in flight at most: 200
+      // requests to a receiver that never answers hold all of them for a whole timeout.
+      const TIMEOUT = 3000;
+      const s = await startApp(t, {
+        WORKERS: '2',
+        WORKER_CONCURRENCY: '8',
+        CALLBACK_TIMEOUT_MS: String(TIMEOUT),
+        CALLBACK_MAX_ATTEMPTS: '2',
+        CALLBACK_RETRY_BASE_MS: '10',
+        SHUTDOWN_TIMEOUT_MS: '500',
+      });
+      const dead = await hostile.hanging();
+      t.after(() => dead.close());
+      const healthy = await startReceiver();
+      t.after(() => healthy.close());
+      for (let i = 0; i < 200; i++) await submit(s, dead.url);
+      await waitFor(() => dead.hits >= 40, { timeoutMs: 10_000, what: 'the dead receiver holding deliveries' });
+      const t0 = Date.now();
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push(await submit(s, healthy.url()));
+      const served = () => ids.filter((id) => healthy.callsFor(id).length > 0).length;
+      await waitFor(() => served() === ids.length, { timeoutMs: 1500, intervalMs: 10, what: 'healthy callbacks' }).catch(() => undefined);
+      const waited = Date.now() - t0;
+      t.diagnostic(`fairness: dead receiver hits=${dead.hits}; ${served()} of ${ids.length} healthy callbacks within ${waited} ms (callback timeout ${TIMEOUT} ms)`);
+      assert.equal(served(), ids.length, `healthy callbacks sent within 1.5 s behind a dead receiver's backlog: ${served()} of ${ids.length}`);
+    },
+  );
 });

@@ -60,7 +60,7 @@ export async function overloadRun(t: TestContext, opts: OverloadOptions): Promis
       PORT: String(port),
       QUEUE_MAX_SIZE: String(opts.queueMax),
       WORKERS: '2',
-      WORKER_CONCURRENCY: '8',
+      WORKER_CONCURRENCY: '4',
       CALLBACK_TIMEOUT_MS: '10000',
     },
   });

@@ -232,7 +232,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   async function settle(items: InFlight[], decisions: Decision[]): Promise<void> {
     try {
       await committer.run(() => {
-        const n = store.recordDecisions(decisions, now(), leaseMs);
+        const n = store.recordDecisions(decisions, now());
         deps.authStore?.record(decisions, new Map(items.map((it) => [it.id, it])), now());
         return n;
       });

@@ -123,7 +123,7 @@ describe('claims and leases', () => {
     const r = row(0);
     store.insert(r);
     store.claim(10, 1, 100);
-    assert.equal(store.recordDecisions([{ id: r.id, status: 'not_allowed', reason: 'blocked', source: 'local_list', latency_ms: 3 }], 20, 100), 1);
+    assert.equal(store.recordDecisions([{ id: r.id, status: 'not_allowed', reason: 'blocked', source: 'local_list', latency_ms: 3 }], 20), 1);
     const again = store.claim(120, 1, 100);
     assert.equal(again[0]!.state, 'delivering');
     assert.equal(again[0]!.decision_status, 'not_allowed');
@@ -138,7 +138,6 @@ describe('claims and leases', () => {
     store.recordDecisions(
       [a, b].map((x) => ({ id: x.id, status: 'allowed' as const, reason: 'acl_match', source: 'local_list' as const, latency_ms: 1 })),
       20,
-      100,
     );
     const base = { started_at: 30, duration_ms: 5, error: null, failure: null };
     store.recordAttempts(

@@ -7,6 +7,7 @@ import { createHealth } from './health.ts';
 import { createServer, type HttpLimits } from './http/server.ts';
 import { createIntake, IDEMPOTENCY_TTL_MS } from './intake.ts';
 import { createMetrics } from './metrics.ts';
+import { preflight, watchWal } from './dbfile.ts';
 import { createAuthStore } from './queue/authcache.ts';
 import { createCommitter } from './queue/committer.ts';
 import { openDb } from './queue/db.ts';
@@ -27,16 +28,21 @@ export interface AppOptions {
   random?: () => number;
   /** Connection limits of the HTTP listener (tests shorten the deadlines). */
   http?: Partial<HttpLimits>;
+  /** Told when the service cannot go on safely and must be restarted (serve exits 1). */
+  onFatal?: (err: Error) => void;
 }
 
 /** Short on the service: a synchronous SQLite busy-wait blocks the whole event loop. */
 const SERVICE_BUSY_TIMEOUT_MS = 250;
 const RESYNC_MS = 5000;
+/** How often the -wal/-shm files are checked for deletion (the window in which a crash could still lose commits). */
+const WAL_CHECK_MS = 1000;
 
 export async function createApp(opts: AppOptions) {
   const { config, log } = opts;
   const now = opts.now ?? Date.now;
   const paths = runtimePaths();
+  preflight(config.dbPath, paths.nativeBinding);
   const db = openDb(config.dbPath, { busyTimeoutMs: 5000, nativeBinding: paths.nativeBinding, createDir: true });
   const { from, to } = migrate(db);
   if (from !== to) log.info({ from, to, db: config.dbPath }, 'database migrated');
@@ -50,13 +56,17 @@ export async function createApp(opts: AppOptions) {
   if (takeover.released) log.warn({ released: takeover.released }, 'previous instance died; its claimed requests are resumed now');
   db.pragma(`busy_timeout = ${SERVICE_BUSY_TIMEOUT_MS}`);
 
+  // Set when the database can no longer be trusted until a restart (the WAL was deleted).
+  let dbFault: string | null = null;
   const store = createStore(db);
   let metrics: ReturnType<typeof createMetrics> | null = null;
   const committer = createCommitter(db, { onCommit: (ops, ms) => metrics?.committed(ops, ms) });
   const depth = createDepth(store, config.queueMaxSize);
   const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: config.workerConcurrency });
   const health = createHealth({
-    probeDb: () => committer.run(() => undefined),
+    // A real write (the heartbeat row): an empty transaction commits even on a full disk.
+    probeDb: () => committer.run(() => heartbeat(db, now())),
+    fault: () => dbFault,
     queue: () => ({ depth: depth.value, max: depth.max }),
     threads: () => ({ alive: pool.threads.length, configured: config.workers }),
     authorizer: () => dispatcher.authorizerBreaker(),
@@ -92,6 +102,24 @@ export async function createApp(opts: AppOptions) {
   });
   const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, handoff: dispatcher.handoff, now });
   const retention = createRetention({ db, committer, log, retentionDays: config.retentionDays, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, now });
+  // Deleting the WAL under the service is silent and loses every commit since the last
+  // checkpoint at the next crash: copy them into the main file at once, refuse new work
+  // (its commits would go to a file no one else can see), and have the service restarted.
+  const wal = watchWal(config.dbPath, WAL_CHECK_MS, (file) => {
+    dbFault = `${file} was deleted or replaced while in use; restart needed`;
+    intake.close();
+    let checkpointed = false;
+    for (let i = 0; i < 5 && !checkpointed; i++) {
+      try {
+        const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+        checkpointed = r?.busy === 0;
+      } catch (err) {
+        log.error({ err: String(err) }, 'checkpoint after losing the WAL failed');
+      }
+    }
+    log.error({ file, checkpointed }, 'write-ahead log file deleted or replaced under the running service; its commits were copied into the main file; exiting for a restart');
+    opts.onFatal?.(new Error(dbFault));
+  });
   let ready = false;
   const registry = metrics.registry;
   const server = createServer({
@@ -102,7 +130,7 @@ export async function createApp(opts: AppOptions) {
     reads: createReads(db),
     log,
     health: {
-      ready: () => ready,
+      ready: () => ready && dbFault === null,
       check: () => health.check(),
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
@@ -145,6 +173,7 @@ export async function createApp(opts: AppOptions) {
         intake.close();
         clearInterval(resync);
         clearInterval(beat);
+        wal.stop();
         await retention.stop();
         await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);

@@ -1,8 +1,8 @@
 import type { AttemptRecord } from './queue/store.ts';
 
 // GET /health (SPEC §1). The rules, also in the README:
-// - database: DOWN when a write transaction cannot be opened and committed (disk, lock,
-//   file gone), else UP.
+// - database: DOWN when a write (the heartbeat row) cannot be committed (disk full, read-only,
+//   locked), or the WAL was deleted under the service, else UP.
 // - queue: DEGRADED at or above 90% of QUEUE_MAX_SIZE (new requests about to get 503), else UP.
 // - workers: DOWN with no thread alive, DEGRADED with fewer than configured, else UP.
 // - authorizer (only with AUTHORIZER_URL): DEGRADED while its circuit breaker is open or
@@ -14,8 +14,10 @@ import type { AttemptRecord } from './queue/store.ts';
 export type Level = 'UP' | 'DEGRADED' | 'DOWN';
 
 export interface HealthDeps {
-  /** Opens and commits an empty write transaction. */
-  probeDb(): Promise<void>;
+  /** Opens and commits a write transaction. */
+  probeDb(): Promise<unknown>;
+  /** A database fault known without probing (the WAL deleted under the service), or null. */
+  fault?: () => string | null;
   queue(): { depth: number; max: number };
   threads(): { alive: number; configured: number };
   /** The upstream authorizer's breaker; null when no upstream is configured. */
@@ -44,6 +46,8 @@ export function createHealth(deps: HealthDeps) {
   }
 
   async function database(): Promise<{ status: Level; error?: string }> {
+    const fault = deps.fault?.() ?? null;
+    if (fault) return { status: 'DOWN', error: fault };
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([

@@ -16,7 +16,16 @@ function exitAfterFlush(log: Logger, code: number): void {
  */
 export async function serve(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.logLevel);
-  const app = await createApp({ config, log });
+  // The database cannot be trusted any more (see src/dbfile.ts): stop as on SIGTERM, but
+  // exit 1 so the supervisor (systemd Restart=on-failure) starts a fresh process.
+  const onUnsafe = (err: Error) => {
+    log.fatal({ err: err.message }, 'cannot go on safely; stopping for a restart');
+    app.stop().then(
+      () => exitAfterFlush(log, 1),
+      () => exitAfterFlush(log, 1),
+    );
+  };
+  const app = await createApp({ config, log, onFatal: onUnsafe });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;

@@ -10,12 +10,13 @@ import { faultSeed } from './support/load.ts';
 
 test('SIGKILLed four times at random points under load: nothing accepted is lost, duplicates only from in-flight work', { timeout: 120_000 }, async (t) => {
   const seed = faultSeed();
-  const r = await crashRun(t, { total: 20_000, tailMs: 500, kills: 4, concurrency: 32, seed, uptimeMs: [150, 1500], deadlineMs: 80_000 });
+  const r = await crashRun(t, { total: 20_000, tailMs: 500, kills: 4, concurrency: 32, seed, uptimeMs: [300, 1500], deadlineMs: 80_000 });
   const line = summary(r);
   t.diagnostic(line);
   console.log(line);
 
-  assert.ok(r.load.accepted.length > 500, `enough requests were accepted to mean something (${r.load.accepted.length})`);
+  assert.ok(r.load.accepted.length >= 100, `enough requests were accepted to mean something (${r.load.accepted.length})`);
+  assert.ok(r.inflightAtKills.some((n) => n > 0), 'at least one kill caught work in flight');
   assert.equal(r.lost, 0, 'every 202 was called back');
   assert.equal(r.open, 0, 'every stored row is delivered');
   assert.equal(r.stored, r.load.accepted.length + r.committedWithout202, 'the file holds the accepted requests and those whose 202 a kill cut off, nothing else');

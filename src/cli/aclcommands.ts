@@ -3,7 +3,7 @@ import type { Db } from '../queue/db.ts';
 import { aclEffective, checkExpiry, checkStation, listVersion } from './acl.ts';
 import { checkGroupName, groupAdd, groupList, groupRemove } from './groups.ts';
 import { unknownClear, unknownList } from './unknown.ts';
-import { table, usageError } from './usage.ts';
+import { collect, table, usageError } from './usage.ts';
 
 // The ACL commands of the authorization chain: groups, each token's effective state, the
 // list version, and the unknown tokens seen (README "Authorization chain", "CLI").
@@ -15,7 +15,6 @@ export interface CommandContext {
   dbOption: () => Option;
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** Adds `group`, `effective`, `list-version` and `unknown` under `acl`; returns the commands made. */
 export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {

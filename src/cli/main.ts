@@ -10,7 +10,7 @@ import { addAclCommands } from './aclcommands.ts';
 import { checkGroupName } from './groups.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
-import { table, usageError } from './usage.ts';
+import { collect, table, usageError } from './usage.ts';
 
 // The command line (SPEC §6). Exit codes: 0 done, 1 the operation failed, 2 bad usage.
 
@@ -23,8 +23,13 @@ export interface CliIo {
 const DEFAULT_DB = './data/chargegate.db';
 const CLI_BUSY_TIMEOUT_MS = 5000;
 
+/** --db, else $DB_PATH, else the default: the one rule for every command. */
+function dbPathOf(io: CliIo, dbFlag: string | undefined): string {
+  return dbFlag ?? (io.env.DB_PATH || DEFAULT_DB);
+}
+
 function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T): T {
-  const path = dbFlag ?? (io.env.DB_PATH || DEFAULT_DB);
+  const path = dbPathOf(io, dbFlag);
   const db = openDb(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding: runtimePaths().nativeBinding, createDir: true });
   try {
     migrate(db);
@@ -34,7 +39,6 @@ function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T): T 
   }
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function buildProgram(io: CliIo, version: string): Command {
   const program = new Command('chargegate')
@@ -214,7 +218,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('online backup of the database to <file> (safe while the service runs)')
     .addOption(dbOption())
     .action(async (file: string, o: { db?: string }) => {
-      const path = o.db ?? (io.env.DB_PATH || DEFAULT_DB);
+      const path = dbPathOf(io, o.db);
       const db = openDb(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding: runtimePaths().nativeBinding });
       try {
         // SQLite's online backup API copies a consistent snapshot page by page while

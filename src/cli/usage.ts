@@ -12,3 +12,6 @@ export function table(rows: Array<Record<string, unknown>>, columns: string[]): 
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');
 }
+
+/** commander accumulator for repeatable options (`--station a --station b`). */
+export const collect = (v: string, prev: string[]): string[] => [...prev, v];

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readBody } from './receiver.ts';
 
 // A real upstream authority on 127.0.0.1:0 (json or OCPI shaped, as the script answers)
 // that records every call and can misbehave on demand: answer late, never answer, stall
@@ -59,14 +60,7 @@ export async function startAuthority(script: Script) {
   }
 
   const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      let json: Record<string, unknown> | null = null;
-      try {
-        json = JSON.parse(body);
-      } catch {}
+    readBody(req, (body, json) => {
       const call = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, json };
       calls.push(call);
       inFlight++;

@@ -13,17 +13,24 @@ export interface Received {
 
 export type Responder = (call: Received, n: number, res: ServerResponse) => unknown;
 
+/** Reads a request body to the end; `json` is null when it is not JSON. */
+export function readBody(req: IncomingMessage, onBody: (body: string, json: Record<string, unknown> | null) => void): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8');
+    let json: Record<string, unknown> | null = null;
+    try {
+      json = JSON.parse(body);
+    } catch {}
+    onBody(body, json);
+  });
+}
+
 export async function startReceiver(respond: Responder = (_c, _n, res) => res.writeHead(200).end()) {
   const calls: Received[] = [];
   const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      let json: Record<string, unknown> | null = null;
-      try {
-        json = JSON.parse(body);
-      } catch {}
+    readBody(req, (body, json) => {
       const call = { path: req.url ?? '', headers: req.headers, body, json, at: Date.now() };
       calls.push(call);
       void respond(call, calls.length, res);

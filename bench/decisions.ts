@@ -9,6 +9,7 @@
 // sample is one request's latency including the thread hops. Prints p50/p99 per source
 // at concurrency 1 and 32 (requests in flight).
 
+import { clockMs } from '../src/core/gate.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -68,7 +69,7 @@ async function decideOne(id: string, token: string): Promise<{ d: Decision; ms: 
   const first: DecideTask = { dbPath, now: Date.now(), items: [{ id, station_id: STATION, driver_token: token }], authorizer: plan.decide };
   let [d] = (await pool.run(first, { name: 'decide' })) as Decision[];
   if (d!.referral) {
-    const second: AuthorizeTask = { authorizer: plan.settings, now: Date.now(), budgetMs: 4000, items: [{ id, station_id: STATION, driver_token: token, referral: d!.referral }] };
+    const second: AuthorizeTask = { authorizer: plan.settings, now: Date.now(), sentAt: clockMs(), upstreamBy: clockMs() + 4000, items: [{ id, station_id: STATION, driver_token: token, referral: d!.referral }] };
     [d] = (await pool.run(second, { name: 'authorize' })) as Decision[];
   }
   return { d: d!, ms: performance.now() - t0 };

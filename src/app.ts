@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { compilePolicy } from './core/urlpolicy.ts';
-import { createDispatcher } from './dispatch/dispatcher.ts';
+import { createDispatcher, laneSizes } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
 import { createHealth } from './health.ts';
 import { createServer, type HttpLimits } from './http/server.ts';
@@ -62,7 +62,7 @@ export async function createApp(opts: AppOptions) {
   let metrics: ReturnType<typeof createMetrics> | null = null;
   const committer = createCommitter(db, { onCommit: (ops, ms) => metrics?.committed(ops, ms) });
   const depth = createDepth(store, config.queueMaxSize);
-  const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: config.workerConcurrency });
+  const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: laneSizes(config).tasksPerThread });
   const health = createHealth({
     // A real write (the heartbeat row): an empty transaction commits even on a full disk.
     probeDb: () => committer.run(() => heartbeat(db, now())),
@@ -95,6 +95,7 @@ export async function createApp(opts: AppOptions) {
     poolUtilization: () => pool.utilization,
     poolThreads: () => pool.threads.length,
     inFlight: () => dispatcher.inflight,
+    lanes: () => dispatcher.lanes(),
     breakerOpen: () => {
       const b = dispatcher.authorizerBreaker();
       return b === null ? null : b.state === 'open' ? 1 : b.state === 'half_open' ? 0.5 : 0;

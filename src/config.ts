@@ -42,8 +42,10 @@ export interface Config {
   cacheDir: string | null;
   /** Grace period for in-flight work on SIGTERM before leases are released. */
   shutdownTimeoutMs: number;
-  /** Async tasks one worker thread runs at once (callback POSTs overlap on I/O). */
+  /** Callback POSTs one worker thread has in flight at once: the delivery lane is WORKERS x this. */
   workerConcurrency: number;
+  /** Callback POSTs in flight to one origin (scheme://host:port) at once; at most half the delivery lane. */
+  callbackMaxInFlightPerOrigin: number;
 }
 
 type Source = Record<string, string | undefined>;
@@ -135,7 +137,8 @@ const SPECS: Spec[] = [
   { key: 'retentionDays', env: 'RETENTION_DAYS', flag: '--retention-days', parse: int(1, 36_500), def: 30 },
   { key: 'cacheDir', env: 'CHARGEGATE_CACHE_DIR', flag: '--cache-dir', parse: nonEmpty, def: null },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', parse: int(0, 600_000), def: 10_000 },
-  { key: 'workerConcurrency', env: 'WORKER_CONCURRENCY', flag: '--worker-concurrency', parse: int(1, 1024), def: 64 },
+  { key: 'workerConcurrency', env: 'WORKER_CONCURRENCY', flag: '--worker-concurrency', parse: int(1, 4096), def: 256 },
+  { key: 'callbackMaxInFlightPerOrigin', env: 'CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN', flag: '--callback-max-in-flight-per-origin', parse: int(1, 100_000), def: 32 },
 ];
 
 /** Environment variable names and their flags, for `--help` and the README. */

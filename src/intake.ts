@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ChargegateError } from './core/errors.ts';
+import { originOf } from './core/origin.ts';
 import { hashToken, maskToken } from './core/token.ts';
 import { uuidv7 } from './core/uuid7.ts';
 import type { SessionBody } from './core/types.ts';
@@ -21,7 +22,7 @@ export interface Handoff {
   /** Gives up a reserved slot whose row did not commit. */
   cancel(): void;
   /** Takes a committed, already-claimed row. */
-  adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string }): void;
+  adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string; origin: string }): void;
   readonly leaseMs: number;
 }
 
@@ -67,6 +68,7 @@ export function createIntake(deps: IntakeDeps) {
       token_hash: hashToken(body.driver_token),
       token_mask: maskToken(body.driver_token),
       callback_url: body.callback_url,
+      origin: originOf(body.callback_url),
       created_at: at,
     };
     const handoff = deps.handoff?.tryReserve() ? deps.handoff : null;

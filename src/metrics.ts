@@ -15,6 +15,8 @@ export interface MetricSources {
   poolUtilization(): number;
   poolThreads(): number;
   inFlight(): number;
+  /** The dispatcher's lanes and callback origins by class. */
+  lanes?: () => { deciding: number; delivering: number; deliveryMax: number; perOrigin: number; origins: { saturated: number; failing: number; healthy: number } };
   /** 0 closed, 1 open, 0.5 half-open; null without an upstream authorizer. */
   breakerOpen?: () => number | null;
 }
@@ -91,6 +93,35 @@ export function createMetrics(src: MetricSources) {
     },
   });
   gauge('chargegate_items_in_flight', 'Requests claimed and being decided or delivered', src.inFlight);
+  if (src.lanes) {
+    const lanes = src.lanes;
+    new Gauge({
+      name: 'chargegate_lane_in_flight',
+      help: 'Requests held by each dispatcher lane (decide: being decided; deliver: callback POSTs in flight)',
+      labelNames: ['lane'],
+      registers: [registry],
+      collect() {
+        const l = lanes();
+        this.set({ lane: 'decide' }, l.deciding);
+        this.set({ lane: 'deliver' }, l.delivering);
+      },
+    });
+    gauge('chargegate_deliveries_max', 'Bound on callback POSTs in flight (WORKERS x WORKER_CONCURRENCY)', () => lanes().deliveryMax);
+    gauge('chargegate_deliveries_max_per_origin', 'Bound on callback POSTs in flight to one origin', () => lanes().perOrigin);
+    // One series per class, never per origin: any client picks its callback URL.
+    new Gauge({
+      name: 'chargegate_callback_origins',
+      help: 'Callback origins this process knows, by class: saturated (at the per-origin bound), failing (last attempt failed), healthy',
+      labelNames: ['class'],
+      registers: [registry],
+      collect() {
+        const o = lanes().origins;
+        this.set({ class: 'saturated' }, o.saturated);
+        this.set({ class: 'failing' }, o.failing);
+        this.set({ class: 'healthy' }, o.healthy);
+      },
+    });
+  }
 
   return {
     registry,

@@ -1,4 +1,5 @@
 import { breaker, type Breaker } from '../src/core/breaker.ts';
+import { clockMs, enter } from '../src/core/gate.ts';
 import type { AuthorizeItem, AuthorizeTask, AuthorizerSettings, Decision } from '../src/core/types.ts';
 import { failed, type Lookup } from './authorize/answer.ts';
 import { createCoalescer } from './authorize/coalesce.ts';
@@ -18,6 +19,8 @@ const limiter = createLimiter(1);
 const coalescer = createCoalescer<Lookup>();
 
 async function lookup(s: AuthorizerSettings, br: Breaker, item: AuthorizeItem, clock: () => number, left: () => number): Promise<Lookup> {
+  // No time left (the task started late): the offline rules decide; not the upstream's fault.
+  if (left() <= 0) return failed('timeout', 'no time left before the decision deadline');
   const admission = br.admit(clock(), Math.max(1, left()));
   if (admission === 'refused') return failed('circuit_open', '');
   // Waiting for a slot past the deadline is this gateway's overload, not the upstream's
@@ -40,12 +43,15 @@ async function lookup(s: AuthorizerSettings, br: Breaker, item: AuthorizeItem, c
   return result;
 }
 
-export async function authorize(task: AuthorizeTask): Promise<Decision[]> {
+export async function authorize(task: AuthorizeTask): Promise<Decision[] | null> {
+  if (!enter(task.gate)) return null;
   const t0 = performance.now();
   const s = task.authorizer;
-  // The main thread's clock (injectable in tests) moved on by what this task has spent.
-  const clock = () => task.now + (performance.now() - t0);
-  const left = () => task.budgetMs - (performance.now() - t0);
+  // The main thread's clock (injectable in tests) moved on by the time since the task was
+  // sent, queueing included, so the breaker's timing is not stale.
+  const clock = () => task.now + (clockMs() - task.sentAt);
+  // Past upstreamBy (also when the task started late) lookups go straight to the offline rules.
+  const left = () => task.upstreamBy - clockMs();
   limiter.resize(s.maxConcurrent);
   const br = breaker(s.breakerState, { failures: s.breakerFailures, openMs: s.breakerOpenMs });
 

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { enter } from '../src/core/gate.ts';
 import { hashToken } from '../src/core/token.ts';
 import type { Decision, DecideItem, DecideTask, OfflineFact } from '../src/core/types.ts';
 import { localVerdict, type AclRow } from './authorize/local.ts';
@@ -102,7 +103,8 @@ export function decideOne(r: Reader, hasStations: boolean, item: DecideItem, now
   return { status: 'unknown', reason: 'referred', source: 'upstream', referral: { token_hash, station, offline, listed: v.listed } };
 }
 
-export function decide(task: DecideTask): Decision[] {
+export function decide(task: DecideTask): Decision[] | null {
+  if (!enter(task.gate)) return null;
   const t0 = performance.now();
   const r = reader(task.dbPath, task.nativeBinding);
   const out: Decision[] = new Array(task.items.length);

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { Agent, request } from 'undici';
+import { enter } from '../src/core/gate.ts';
 import { REFUSED_BY_POLICY, parseRetryAfter } from '../src/core/retry.ts';
 import type { DeliverTask, DeliverItem, DeliveryResult } from '../src/core/types.ts';
 import { checkAddress, checkHost, compilePolicy, type UrlPolicy } from '../src/core/urlpolicy.ts';
@@ -100,7 +101,9 @@ export async function post(item: DeliverItem, timeoutMs: number): Promise<Delive
   }
 }
 
-export function deliver(task: DeliverTask): Promise<DeliveryResult[]> {
+/** null: the main thread cancelled the task before it started, and nothing was POSTed. */
+export async function deliver(task: DeliverTask): Promise<DeliveryResult[] | null> {
+  if (!enter(task.gate)) return null;
   usePolicy(task.allowedHosts);
   return Promise.all(task.items.map((item) => post(item, task.timeoutMs)));
 }

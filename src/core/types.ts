@@ -1,3 +1,5 @@
+import type { GateRef } from './gate.ts';
+
 // Plain data shapes that cross the thread boundary between dispatch and workers/.
 
 export type DecisionStatus = 'allowed' | 'not_allowed' | 'unknown' | 'invalid';
@@ -15,6 +17,8 @@ export interface DecideItem {
 }
 
 export interface DecideTask {
+  /** Start gate (src/core/gate.ts): a task the main thread cancelled answers null. */
+  gate?: GateRef;
   dbPath: string;
   /** Path of the better-sqlite3 addon when it is not resolvable from node_modules (the executable). */
   nativeBinding?: string | undefined;
@@ -100,11 +104,14 @@ export interface AuthorizeItem {
 }
 
 export interface AuthorizeTask {
+  gate?: GateRef;
   authorizer: AuthorizerSettings;
-  /** Wall-clock ms of the main thread when the task was sent (breaker timing). */
+  /** The main thread's (injectable) clock when the task was sent: breaker timing. */
   now: number;
-  /** Hard deadline of the task, a little inside what is left of AUTHORIZATION_TIMEOUT_MS. */
-  budgetMs: number;
+  /** clockMs() when the task was sent: the worker adds the time since, queueing included. */
+  sentAt: number;
+  /** Absolute clockMs() instant the upstream step must end by (a margin inside the decision deadline). */
+  upstreamBy: number;
   items: AuthorizeItem[];
 }
 
@@ -118,6 +125,8 @@ export interface DeliverItem {
 }
 
 export interface DeliverTask {
+  gate?: GateRef;
+  /** CALLBACK_TIMEOUT_MS, measured by the worker from the start of each POST. */
   timeoutMs: number;
   /** CALLBACK_ALLOWED_HOSTS entries (null = any host but the always-refused ones). */
   allowedHosts: string[] | null;

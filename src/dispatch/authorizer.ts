@@ -34,12 +34,10 @@ export function authorizerPlan(config: Readonly<Config>): AuthorizerPlan | null 
 }
 
 /**
- * How long the worker may spend upstream, given what is left of AUTHORIZATION_TIMEOUT_MS:
- * a margin short of it (10 %, at least 20 ms, at most 1 s) so the worker's own deadline
- * fires first and the offline rules still get to decide, with a real source and reason,
- * before the main thread's deadline turns the decision into unknown/timeout/system.
+ * How far ahead of the decision deadline the upstream step must stop (10 %, at least
+ * 20 ms, at most 1 s): the worker's own deadline then fires first and the offline rules
+ * still decide, with a real source and reason, before the decision would be lost.
  */
-export function upstreamBudgetMs(timeoutMs: number, remainingMs: number): number {
-  const margin = Math.min(1000, Math.max(20, Math.round(timeoutMs * 0.1)));
-  return Math.max(1, remainingMs - margin);
+export function upstreamMarginMs(timeoutMs: number): number {
+  return Math.min(1000, Math.max(20, Math.round(timeoutMs * 0.1)));
 }

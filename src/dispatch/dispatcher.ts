@@ -1,23 +1,27 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { maskToken } from '../core/token.ts';
-import { backoffMs, classify } from '../core/retry.ts';
-import type { AuthorizeTask, Decision, DecideTask, DeliverTask, DeliveryResult, DecisionStatus } from '../core/types.ts';
+import { breaker, type BreakerState } from '../core/breaker.ts';
+import type { Decision } from '../core/types.ts';
 import type { AuthStore } from '../queue/authcache.ts';
 import type { Committer } from '../queue/committer.ts';
-import type { AttemptRecord, ClaimedRow, Store } from '../queue/store.ts';
 import type { Depth } from '../queue/depth.ts';
-import { authorizerPlan, upstreamBudgetMs } from './authorizer.ts';
-import { breaker, type BreakerState } from '../core/breaker.ts';
-import { signingKeys, webhookHeaders } from './sign.ts';
+import type { AttemptRecord, ClaimedRow, Store } from '../queue/store.ts';
+import { authorizerPlan } from './authorizer.ts';
+import { createClaimLoop } from './claims.ts';
+import { createDeadlineRunner, type TaskRunner } from './deadline.ts';
+import { createDecisions } from './decisions.ts';
+import { createDeliveries } from './deliveries.ts';
+import { createInflight, itemOf, type Item } from './inflight.ts';
+import { createLane, createOrigins } from './lanes.ts';
+import { signingKeys } from './sign.ts';
 
-// The main thread's side of the pipeline: claims due rows in batches (leases), feeds
-// decide/deliver tasks to the worker pool, and records what comes back through the
-// group committer. It is the only writer; workers only read and POST.
+// The main thread's side of the pipeline, put together from parts with one job each:
+// claims.ts (the claim loop), lanes.ts (capacity per lane and per callback origin),
+// deadline.ts (task deadlines), decisions.ts and deliveries.ts (the two lanes' flows,
+// recording through record.ts), inflight.ts (what is held). It is the only writer;
+// workers only read and POST.
 
-export interface TaskRunner {
-  run(task: unknown, opts: { name: string }): Promise<unknown>;
-}
+export type { TaskRunner } from './deadline.ts';
 
 export interface DispatcherDeps {
   config: Readonly<Config>;
@@ -44,286 +48,101 @@ export interface Observer {
   attempted(r: AttemptRecord): void;
 }
 
-interface InFlight {
-  id: string;
-  station_id: string;
-  driver_token: string | null;
-  callback_url: string;
-  attempts: number;
-  roundStart: number;
-  decision: DecisionStatus | null;
+/** Decide tasks per thread at once: decide is synchronous in the thread, two keep it fed. */
+const DECIDE_TASKS_PER_THREAD = 2;
+/** Items claimed for deciding per thread (decide tasks x batch x 2: the next batch is ready). */
+const DECISION_ITEMS_PER_THREAD = 256;
+
+/** The lanes' sizes from the configuration; the pool is sized so no task ever queues in it. */
+export function laneSizes(config: Readonly<Config>) {
+  const decisionItems = config.workers * DECISION_ITEMS_PER_THREAD;
+  const decideTasks = config.workers * DECIDE_TASKS_PER_THREAD;
+  const deliveryItems = config.workers * config.workerConcurrency;
+  // Worst case one task per item (authorize tasks are bounded by the decision items).
+  const tasksPerThread = Math.ceil((decideTasks + decisionItems + deliveryItems) / config.workers);
+  return { decisionItems, decideTasks, deliveryItems, tasksPerThread };
 }
 
-const TIMED_OUT = Symbol('timeout');
-
 export function createDispatcher(deps: DispatcherDeps) {
-  const { config, store, committer, depth, pool, log } = deps;
+  const { config, store, committer, depth, log } = deps;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const batchSize = deps.batchSize ?? 64;
-  const pollMs = deps.pollMs ?? 1000;
-  // Items (not tasks) in flight. Tasks carry up to batchSize items, so a few items per task
-  // slot keeps the threads fed with full batches while a backlog drains; memory and the
-  // number of leases held stay bounded by this figure.
-  const capacity = config.workers * config.workerConcurrency * 4;
+  const sizes = laneSizes(config);
   // A lease outlives the longest a claimed row can legitimately stay in memory (decide
   // deadline + callback deadline + slack); only a crash or a hung thread lets it expire.
   const leaseMs = config.authorizationTimeoutMs + config.callbackTimeoutMs + 30_000;
-  const signingKeysList = signingKeys(config.callbackSigningSecret);
   const authorizer = authorizerPlan(config);
 
-  const inflight = new Map<string, InFlight>();
-  // Slots promised to accepts whose rows are being committed pre-claimed.
-  let reserved = 0;
-  let adopted: InFlight[] = [];
-  let adoptScheduled = false;
-  let claiming = false;
   let stopped = false;
-  let wakeTimer: NodeJS.Timeout | null = null;
-  let idleWaiters: Array<() => void> = [];
+  const stopping = () => stopped;
+  const inflight = createInflight();
+  const decisionLane = createLane(sizes.decisionItems);
+  const decideTasks = createLane(sizes.decideTasks);
+  const deliveryLane = createLane(sizes.deliveryItems);
+  const origins = createOrigins(deliveryLane, config.callbackMaxInFlightPerOrigin);
+  const runner = createDeadlineRunner(deps.pool, { slots: sizes.tasksPerThread * config.workers + 64 });
 
-  function kick(): void {
-    if (stopped || claiming) return;
-    const room = capacity - inflight.size - reserved;
-    if (room <= 0) return;
-    claiming = true;
-    committer.run(() => store.claim(now(), Math.min(room, 1024), leaseMs)).then(
-      (rows) => {
-        claiming = false;
-        onClaimed(rows, Math.min(room, 1024));
-      },
-      (err) => {
-        claiming = false;
-        log.error({ err: String(err) }, 'claim failed; retrying');
-        schedule(pollMs);
-      },
-    );
+  const freed = () => claims.kick();
+  const deliveries = createDeliveries({
+    store, committer, depth, runner, inflight, origins, log, now, random, freed, stopping, batchSize,
+    timeoutMs: config.callbackTimeoutMs,
+    allowedHosts: config.callbackAllowedHosts,
+    signingKeys: signingKeys(config.callbackSigningSecret),
+    policy: { maxAttempts: config.callbackMaxAttempts, baseMs: config.callbackRetryBaseMs, maxMs: config.callbackRetryMaxMs },
+    ...(deps.observer ? { observer: deps.observer } : {}),
+  });
+  const decisions = createDecisions({
+    store, committer, runner, inflight, origins, log, now, freed, stopping, batchSize,
+    lane: decisionLane,
+    tasks: decideTasks,
+    dbPath: config.dbPath,
+    nativeBinding: deps.nativeBinding,
+    timeoutMs: config.authorizationTimeoutMs,
+    authorizer,
+    authStore: deps.authStore,
+    deliver: deliveries.start,
+    ...(deps.observer ? { observer: deps.observer } : {}),
+  });
+  const claims = createClaimLoop({
+    store, committer, origins, leaseMs, log, now,
+    decisions: decisionLane,
+    pollMs: deps.pollMs ?? 1000,
+    onClaimed(undecided: ClaimedRow[], deliverable: ClaimedRow[]) {
+      const toDecide: Item[] = [];
+      for (const row of undecided) {
+        const it = held(row);
+        if (it) toDecide.push(it);
+        else decisionLane.give();
+      }
+      const toDeliver: Item[] = [];
+      for (const row of deliverable) {
+        const it = held(row);
+        if (it) toDeliver.push(it);
+        else origins.give(row.origin);
+      }
+      if (toDecide.length) decisions.start(toDecide);
+      if (toDeliver.length) deliveries.start(toDeliver);
+    },
+  });
+
+  /** The item for a claimed row, or null when the row is already held here. */
+  function held(row: ClaimedRow): Item | null {
+    const it = itemOf(row);
+    if (inflight.add(it)) return it;
+    // Our own lease expired while the work still runs (a slow thread): the running copy
+    // finishes it, under the new claim.
+    inflight.all().find((x) => x.id === row.id)!.claim = row.claim_count;
+    return null;
   }
 
-  function schedule(ms: number): void {
-    if (stopped) return;
-    if (wakeTimer) clearTimeout(wakeTimer);
-    wakeTimer = setTimeout(() => {
-      wakeTimer = null;
-      kick();
-    }, Math.max(0, Math.min(ms, pollMs)));
-  }
-
-  function onClaimed(rows: ClaimedRow[], limit: number): void {
-    const toDecide: InFlight[] = [];
-    const toDeliver: InFlight[] = [];
-    for (const row of rows) {
-      // Only if a lease outlived our own deadline; the running copy will finish it.
-      if (inflight.has(row.id)) continue;
-      const item: InFlight = {
-        id: row.id,
-        station_id: row.station_id,
-        driver_token: row.driver_token,
-        callback_url: row.callback_url,
-        attempts: row.attempts,
-        roundStart: row.round_start_attempts,
-        decision: row.decision_status,
-      };
-      inflight.set(row.id, item);
-      (item.decision === null ? toDecide : toDeliver).push(item);
-    }
-    for (let i = 0; i < toDecide.length; i += batchSize) void decide(toDecide.slice(i, i + batchSize));
-    for (let i = 0; i < toDeliver.length; i += batchSize) void deliver(toDeliver.slice(i, i + batchSize));
-    if (rows.length >= limit) {
-      kick();
-    } else {
-      const next = store.nextDue();
-      if (next !== null) schedule(next - now());
-      else schedule(pollMs);
-    }
-  }
-
+  let adopted: Item[] = [];
+  let adoptScheduled = false;
   function dispatchAdopted(): void {
     adoptScheduled = false;
     const batch = adopted;
     adopted = [];
-    for (let i = 0; i < batch.length; i += batchSize) void decide(batch.slice(i, i + batchSize));
-  }
-
-  function finish(items: InFlight[]): void {
-    for (const it of items) inflight.delete(it.id);
-    if (inflight.size === 0 && idleWaiters.length) {
-      const w = idleWaiters;
-      idleWaiters = [];
-      for (const fn of w) fn();
-    }
-    kick();
-  }
-
-  /**
-   * Runs one task against a deadline enforced here, not by aborting the task: piscina
-   * aborts a running task by terminating its thread, which would take the thread's other
-   * tasks with it. Resolves with TIMED_OUT, or null when the task failed.
-   */
-  async function runBefore<T>(name: string, task: unknown, ms: number): Promise<T | typeof TIMED_OUT | null> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        pool.run(task, { name }) as Promise<T>,
-        new Promise<typeof TIMED_OUT>((resolve) => {
-          timer = setTimeout(resolve, Math.max(0, ms), TIMED_OUT);
-        }),
-      ]);
-    } catch (err) {
-      log.error({ err: String(err) }, `${name} task failed`);
-      return null;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Results by item, with unknown/timeout or unknown/worker_error (source system) for the missing. */
-  function outcomes(items: InFlight[], result: Decision[] | typeof TIMED_OUT | null, latency: number): Decision[] {
-    const byId = new Map<string, Decision>();
-    if (Array.isArray(result)) for (const d of result) byId.set(d.id, d);
-    return items.map((it) => {
-      const d = byId.get(it.id);
-      if (d) return { ...d, latency_ms: latency };
-      const reason = result === TIMED_OUT ? 'timeout' : 'worker_error';
-      return { id: it.id, status: 'unknown', reason, source: 'system', latency_ms: latency };
-    });
-  }
-
-  // Two steps (README "Authorization chain"): the `decide` task answers from the local list
-  // and the cache; what it refers goes to the `authorize` task (upstream, offline rules).
-  // Local and cached decisions are recorded and delivered without waiting for upstream calls.
-  async function decide(items: InFlight[]): Promise<void> {
-    const started = now();
-    const task: DecideTask = {
-      dbPath: config.dbPath,
-      nativeBinding: deps.nativeBinding,
-      now: started,
-      items: items.map((it) => ({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '' })),
-      authorizer: authorizer?.decide,
-    };
-    const result = await runBefore<Decision[]>('decide', task, config.authorizationTimeoutMs);
-    const decisions = outcomes(items, result, now() - started);
-    const decided: InFlight[] = [];
-    const final: Decision[] = [];
-    const referred: InFlight[] = [];
-    const referrals: AuthorizeTask['items'] = [];
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      const d = decisions[i]!;
-      if (d.referral && authorizer) {
-        referred.push(it);
-        referrals.push({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '', referral: d.referral });
-      } else {
-        decided.push(it);
-        final.push(d);
-      }
-    }
-    const settling = decided.length > 0 ? settle(decided, final) : Promise.resolve();
-    if (referred.length > 0 && authorizer) {
-      const remaining = config.authorizationTimeoutMs - (now() - started);
-      const upstream: AuthorizeTask = { authorizer: authorizer.settings, now: now(), budgetMs: upstreamBudgetMs(config.authorizationTimeoutMs, remaining), items: referrals };
-      const answers = await runBefore<Decision[]>('authorize', upstream, Math.max(0, remaining));
-      await settle(referred, outcomes(referred, answers, now() - started));
-    }
-    await settling;
-  }
-
-  /** Records decisions (and what they leave behind) in one commit, then delivers them. */
-  async function settle(items: InFlight[], decisions: Decision[]): Promise<void> {
-    try {
-      await committer.run(() => {
-        const n = store.recordDecisions(decisions, now());
-        deps.authStore?.record(decisions, new Map(items.map((it) => [it.id, it])), now());
-        return n;
-      });
-    } catch (err) {
-      // The rows keep their lease and are claimed again once it expires.
-      log.error({ err: String(err), count: items.length }, 'could not persist decisions; will retry after lease');
-      finish(items);
-      return;
-    }
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      const d = decisions[i]!;
-      it.decision = d.status;
-      deps.observer?.decided(d);
-      log.info(
-        {
-          request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''), decision: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms,
-          ...(d.upstream_error ? { upstream_error: d.upstream_error } : {}),
-        },
-        'decided',
-      );
-    }
-    await deliver(items);
-  }
-
-  async function deliver(items: InFlight[]): Promise<void> {
-    const sentAt = now();
-    const task: DeliverTask = {
-      timeoutMs: config.callbackTimeoutMs,
-      allowedHosts: config.callbackAllowedHosts,
-      items: items.map((it) => {
-        const body = JSON.stringify({ station_id: it.station_id, driver_token: it.driver_token, status: it.decision });
-        return { id: it.id, url: it.callback_url, body, headers: webhookHeaders(signingKeysList, it.id, sentAt, body) };
-      }),
-    };
-    let results: DeliveryResult[] | null = null;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // Workers enforce the callback timeout themselves; this guard only covers a thread
-      // that stopped answering.
-      const r = await Promise.race([
-        pool.run(task, { name: 'deliver' }) as Promise<DeliveryResult[]>,
-        new Promise<typeof TIMED_OUT>((resolve) => {
-          timer = setTimeout(resolve, config.callbackTimeoutMs + 5000, TIMED_OUT);
-        }),
-      ]);
-      if (r !== TIMED_OUT) results = r;
-    } catch (err) {
-      log.error({ err: String(err) }, 'deliver task failed');
-    } finally {
-      clearTimeout(timer);
-    }
-    const byId = new Map<string, DeliveryResult>();
-    if (results) for (const r of results) byId.set(r.id, r);
-    const at = now();
-    const records: AttemptRecord[] = items.map((it) => {
-      const r = byId.get(it.id) ?? { id: it.id, started_at: sentAt, duration_ms: at - sentAt, http_status: null, error: 'worker_error', retry_after_ms: null };
-      const attempt = it.attempts + 1;
-      let outcome = classify(r);
-      let failure: string | null = null;
-      let next_due_at: number | null = null;
-      if (outcome === 'retry' && attempt - it.roundStart >= config.callbackMaxAttempts) {
-        outcome = 'failed';
-        failure = `max_attempts: last ${r.error ?? `HTTP ${r.http_status}`}`;
-      } else if (outcome === 'retry') {
-        next_due_at = at + backoffMs(attempt - it.roundStart, { baseMs: config.callbackRetryBaseMs, maxMs: config.callbackRetryMaxMs }, random, r.retry_after_ms);
-      } else if (outcome === 'failed') {
-        failure = r.http_status === null ? `${r.error}: ${r.detail ?? ''}`.trim() : `rejected: HTTP ${r.http_status}`;
-      }
-      return { id: it.id, attempt, started_at: r.started_at, duration_ms: r.duration_ms, http_status: r.http_status, error: r.error, outcome, next_due_at, failure };
-    });
-    try {
-      await committer.run(() => store.recordAttempts(records, at));
-    } catch (err) {
-      log.error({ err: String(err), count: items.length }, 'could not persist delivery results; will redeliver after lease');
-      finish(items);
-      return;
-    }
-    let finals = 0;
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      const rec = records[i]!;
-      if (rec.outcome !== 'retry') finals++;
-      deps.observer?.attempted(rec);
-      log.info(
-        { request_id: it.id, attempt: rec.attempt, outcome: rec.outcome, http_status: rec.http_status, error: rec.error, duration_ms: rec.duration_ms, next_due_at: rec.next_due_at ?? undefined },
-        rec.outcome === 'retry' ? 'delivery attempt failed; will retry' : rec.outcome === 'delivered' ? 'delivered' : 'delivery failed',
-      );
-    }
-    depth.finished(finals);
-    finish(items);
+    decisions.start(batch);
   }
 
   return {
@@ -331,18 +150,16 @@ export function createDispatcher(deps: DispatcherDeps) {
     handoff: {
       leaseMs,
       tryReserve(): boolean {
-        if (stopped || inflight.size + reserved >= capacity) return false;
-        reserved++;
-        return true;
+        return !stopped && decisionLane.tryTake();
       },
       cancel(): void {
-        reserved--;
+        decisionLane.give();
+        claims.kick();
       },
-      adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string }): void {
-        reserved--;
-        const item: InFlight = { id: row.id, station_id: row.station_id, driver_token: row.driver_token, callback_url: row.callback_url, attempts: 0, roundStart: 0, decision: null };
-        inflight.set(row.id, item);
-        adopted.push(item);
+      adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string; origin: string }): void {
+        const it: Item = { ...row, claim: 1, attempts: 0, roundStart: 0, decision: null };
+        inflight.add(it);
+        adopted.push(it);
         // Every accept of one commit is adopted in the same turn: batch them per task.
         if (!adoptScheduled) {
           adoptScheduled = true;
@@ -352,10 +169,10 @@ export function createDispatcher(deps: DispatcherDeps) {
     },
     start(): void {
       stopped = false;
-      kick();
+      claims.start();
     },
     /** New work was committed: look for it now rather than at the next poll. */
-    kick,
+    kick: claims.kick,
     /** The upstream authorizer's circuit breaker, null without AUTHORIZER_URL (health, metrics). */
     authorizerBreaker(): { state: BreakerState; opened: number } | null {
       if (!authorizer) return null;
@@ -365,27 +182,32 @@ export function createDispatcher(deps: DispatcherDeps) {
     get inflight(): number {
       return inflight.size;
     },
+    /** Lane occupancy and callback origins by class (metrics), never one figure per origin. */
+    lanes() {
+      return {
+        deciding: decisionLane.used,
+        delivering: deliveryLane.used,
+        deliveryMax: deliveryLane.max,
+        perOrigin: origins.perOrigin,
+        origins: origins.classes(),
+      };
+    },
+    /** For tests of the invariants: what is held, and the counters that must balance. */
+    probe() {
+      return { inflight: inflight.size, doubleFinishes: inflight.doubleFinishes, decisionSlots: decisionLane.used, deliverySlots: deliveryLane.used, gates: runner.busy };
+    },
     /**
      * Stops claiming, waits up to graceMs for in-flight work, then hands back the leases
-     * of what is still running so a restart picks it up at once.
+     * of what is still running so a restart picks it up at once. Writes of work still
+     * running after that are fenced out.
      */
     async stop(graceMs: number): Promise<{ released: number }> {
       stopped = true;
-      if (wakeTimer) clearTimeout(wakeTimer);
-      if (inflight.size > 0) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, graceMs);
-          idleWaiters.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
-      const ids = [...inflight.keys()];
-      let released = 0;
-      if (ids.length) {
-        released = await committer.run(() => store.release(ids, now()));
-      }
+      claims.stop();
+      await inflight.idle(graceMs);
+      const held = inflight.all();
+      if (held.length === 0) return { released: 0 };
+      const released = await committer.run(() => store.release(held, now()));
       return { released };
     },
   };

@@ -17,8 +17,8 @@ export function createPool(opts: PoolOptions): Piscina {
     maxThreads: opts.threads,
     concurrentTasksPerWorker: opts.concurrency,
     idleTimeout: Number.POSITIVE_INFINITY,
-    // The dispatcher never has more items in flight than threads x concurrency, so the
-    // queue only holds what is momentarily waiting for a slot.
+    // Sized by the dispatcher's lanes (laneSizes): it never has more tasks out than
+    // threads x concurrency, so no task waits in piscina's queue behind another lane's.
     maxQueue: Number.POSITIVE_INFINITY,
   });
 }

@@ -1,4 +1,5 @@
 import { ChargegateError } from '../core/errors.ts';
+import { originOf } from '../core/origin.ts';
 import type { Db } from './db.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.ts';
 
@@ -23,6 +24,8 @@ export function migrate(db: Db, now: () => number = Date.now): { from: number; t
       `database schema version ${from} is newer than this chargegate supports (${SCHEMA_VERSION}); upgrade chargegate`,
     );
   }
+  // Migration 8 fills charging_requests.origin with the same parser the service uses.
+  db.function('cg_origin', { deterministic: true }, (url: unknown) => originOf(String(url)));
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
     name       TEXT NOT NULL,

@@ -278,6 +278,57 @@ DROP INDEX charging_requests_created;
 DROP INDEX charging_requests_open_created;
 `,
   },
+  {
+    version: 8,
+    name: 'delivery isolation per callback origin; claims split by lane; receivers',
+    sql: `
+-- scheme://host[:port] of callback_url (src/core/origin.ts): deliveries in flight are
+-- bounded per origin (CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN), so the claim needs it indexed.
+ALTER TABLE charging_requests ADD COLUMN origin TEXT;
+UPDATE charging_requests SET origin = cg_origin(callback_url);
+-- One index per lane: the decision claim never walks rows waiting for a busy receiver,
+-- and the delivery claim skips a saturated origin's rows without reading the table.
+DROP INDEX charging_requests_due;
+CREATE INDEX charging_requests_undecided ON charging_requests (due_at, created_at) WHERE state IN ('queued','authorizing');
+CREATE INDEX charging_requests_deliverable ON charging_requests (due_at, origin, created_at) WHERE state = 'delivering';
+
+-- What the service learnt of each receiver from its attempts (chargegate receivers).
+CREATE TABLE callback_origins (
+  origin               TEXT PRIMARY KEY,         -- scheme://host[:port]
+  attempts             INTEGER NOT NULL,         -- callback attempts made, all time
+  delivered            INTEGER NOT NULL,
+  consecutive_failures INTEGER NOT NULL,         -- attempts since the last delivered one
+  last_status          TEXT,                     -- HTTP status of the last attempt, or its error code
+  last_attempt_at      INTEGER,                  -- ms since epoch
+  last_delivered_at    INTEGER                   -- ms since epoch
+) STRICT;
+
+-- Per receiver: requests in flight (claimed for delivery), queued (open, not in flight),
+-- when the next waiting one is due, and how its last attempts went.
+CREATE VIEW receivers AS
+WITH open AS (
+  SELECT origin,
+         SUM(state = 'delivering' AND locked_at IS NOT NULL) AS in_flight,
+         SUM(NOT (state = 'delivering' AND locked_at IS NOT NULL)) AS queued,
+         MIN(CASE WHEN state = 'delivering' AND locked_at IS NULL THEN due_at END) AS next_attempt
+  FROM charging_requests WHERE state IN ('queued','authorizing','delivering') GROUP BY origin),
+keys AS (SELECT origin FROM open UNION SELECT origin FROM callback_origins)
+SELECT k.origin, COALESCE(o.in_flight, 0) AS in_flight, COALESCE(o.queued, 0) AS queued,
+       c.last_status, COALESCE(c.consecutive_failures, 0) AS consecutive_failures,
+       ${iso('o.next_attempt')} AS next_attempt_at, ${iso('c.last_attempt_at')} AS last_attempt_at,
+       ${iso('c.last_delivered_at')} AS last_delivered_at, COALESCE(c.attempts, 0) AS attempts, COALESCE(c.delivered, 0) AS delivered
+FROM keys k LEFT JOIN open o ON o.origin = k.origin LEFT JOIN callback_origins c ON c.origin = k.origin
+ORDER BY COALESCE(c.consecutive_failures, 0) DESC, COALESCE(o.queued, 0) DESC, k.origin;
+
+DROP VIEW requests_readable;
+CREATE VIEW requests_readable AS
+SELECT id, station_id, token_mask, state, decision_status, decision_reason, decision_source,
+       decision_latency_ms, attempts, callback_url, origin, last_error,
+       ${iso('created_at')} AS created_at, ${iso('decided_at')} AS decided_at,
+       ${iso('finished_at')} AS finished_at, ${iso('due_at')} AS due_at, ${iso('locked_at')} AS locked_at
+FROM charging_requests;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

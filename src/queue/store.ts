@@ -1,4 +1,5 @@
 import type { Decision, DecisionStatus, RequestState } from '../core/types.ts';
+import { originOf } from '../core/origin.ts';
 import type { Db } from './db.ts';
 
 // Every queue operation as one prepared statement, prepared once. No method opens a
@@ -11,6 +12,8 @@ export interface NewRequest {
   token_hash: string;
   token_mask: string;
   callback_url: string;
+  /** scheme://host[:port] of callback_url (src/core/origin.ts); derived when left out. */
+  origin?: string;
   created_at: number;
 }
 
@@ -19,12 +22,20 @@ export interface ClaimedRow {
   station_id: string;
   driver_token: string | null;
   callback_url: string;
+  origin: string;
   state: RequestState;
   attempts: number;
   /** attempts before the current replay round (0 without replays). */
   round_start_attempts: number;
+  /** The fencing token: every write for this claim is conditioned on it. */
   claim_count: number;
   decision_status: DecisionStatus | null;
+}
+
+/** A claimed row as the dispatcher holds it: id plus the claim its writes are fenced by. */
+export interface Claim {
+  id: string;
+  claim: number;
 }
 
 export interface AttemptRecord {
@@ -42,32 +53,49 @@ export interface AttemptRecord {
 }
 
 const OPEN = "state IN ('queued','authorizing','delivering')";
+const CLAIMED = 'id, station_id, driver_token, callback_url, origin, state, attempts, round_start_attempts, claim_count, decision_status';
+// A write for a claimed row lands only while that claim holds: a row released (shutdown,
+// takeover) or claimed again (lease expired) has locked_at NULL or a new claim_count.
+const FENCE = 'id = @id AND claim_count = @claim AND locked_at IS NOT NULL';
 
 export function createStore(db: Db) {
   const insert = db.prepare(`INSERT INTO charging_requests
-    (id, station_id, driver_token, token_hash, token_mask, callback_url, state, created_at, updated_at, due_at)
-    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, 'queued', @created_at, @created_at, @created_at)`);
+    (id, station_id, driver_token, token_hash, token_mask, callback_url, origin, state, created_at, updated_at, due_at)
+    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, @origin, 'queued', @created_at, @created_at, @created_at)`);
   // Inserted already claimed, for the dispatcher to take straight from the accept path:
   // one write and one commit fewer per request than insert-then-claim.
   const insertClaimed = db.prepare(`INSERT INTO charging_requests
-    (id, station_id, driver_token, token_hash, token_mask, callback_url, state, created_at, updated_at, due_at, locked_at, claim_count)
-    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, 'authorizing', @created_at, @created_at,
+    (id, station_id, driver_token, token_hash, token_mask, callback_url, origin, state, created_at, updated_at, due_at, locked_at, claim_count)
+    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, @origin, 'authorizing', @created_at, @created_at,
             @created_at + @lease, @created_at, 1)`);
 
-  // Claim by due_at, which is the lease expiry while a row is claimed: an expired lease
-  // is claimable again however old the row is (never by created_at).
-  const claim = db.prepare(`UPDATE charging_requests
-    SET state = CASE WHEN decision_status IS NULL THEN 'authorizing' ELSE 'delivering' END,
-        locked_at = @now, due_at = @now + @lease, claim_count = claim_count + 1, updated_at = @now
-    WHERE id IN (SELECT id FROM charging_requests WHERE ${OPEN} AND due_at <= @now ORDER BY due_at LIMIT @limit)
-    RETURNING id, station_id, driver_token, callback_url, state, attempts, round_start_attempts, claim_count, decision_status`);
+  // Claims by due_at, which is the lease expiry while a row is claimed: an expired lease
+  // is claimable again however old the row is (never by created_at). The decision lane
+  // takes undecided rows only, through their own index.
+  const claimUndecided = db.prepare(`UPDATE charging_requests
+    SET state = 'authorizing', locked_at = @now, due_at = @now + @lease, claim_count = claim_count + 1, updated_at = @now
+    WHERE id IN (SELECT id FROM charging_requests INDEXED BY charging_requests_undecided
+                 WHERE state IN ('queued','authorizing') AND due_at <= @now ORDER BY due_at LIMIT @limit)
+    RETURNING ${CLAIMED}`);
+  // The delivery lane looks at due rows in due order, skipping origins at their bound
+  // (index-only: origin is in the index), and the dispatcher picks within each origin's room.
+  const deliverable = db.prepare(`SELECT id, origin FROM charging_requests INDEXED BY charging_requests_deliverable
+    WHERE state = 'delivering' AND due_at <= @now AND origin NOT IN (SELECT value FROM json_each(@skip))
+    ORDER BY due_at LIMIT @limit`);
+  const claimIds = db.prepare(`UPDATE charging_requests
+    SET locked_at = @now, due_at = @now + @lease, claim_count = claim_count + 1, updated_at = @now
+    WHERE id IN (SELECT value FROM json_each(@ids)) AND state = 'delivering' AND due_at <= @now
+    RETURNING ${CLAIMED}`);
 
-  // The lease taken at claim time already covers decision and delivery (see the
-  // dispatcher's leaseMs), so due_at stays: one index entry fewer rewritten per request.
+  // The lease taken at claim time already covers decision and delivery, so a decision
+  // whose delivery starts now leaves due_at alone (one index entry fewer rewritten per
+  // request). One whose origin has no room is handed back: it waits in the table, due now.
   const decide = db.prepare(`UPDATE charging_requests
     SET state = 'delivering', decision_status = @status, decision_reason = @reason, decision_source = @source,
-        decision_latency_ms = @latency_ms, decided_at = @now, updated_at = @now
-    WHERE id = @id AND state = 'authorizing'`);
+        decision_latency_ms = @latency_ms, decided_at = @now, updated_at = @now,
+        locked_at = CASE WHEN @keep THEN locked_at ELSE NULL END,
+        due_at = CASE WHEN @keep THEN due_at ELSE @now END
+    WHERE ${FENCE} AND state = 'authorizing'`);
 
   const attemptInsert = db.prepare(`INSERT INTO callback_attempts
     (request_id, attempt, started_at, duration_ms, http_status, error, outcome)
@@ -82,55 +110,122 @@ export function createStore(db: Db) {
         finished_at = CASE WHEN @outcome = 'retry' THEN NULL ELSE @now END,
         driver_token = CASE WHEN @outcome = 'delivered' THEN NULL ELSE driver_token END,
         last_error = @last_error
-    WHERE id = @id AND state = 'delivering'`);
+    WHERE ${FENCE} AND state = 'delivering'`);
 
-  // Shutdown hands claimed rows back at once instead of waiting for their leases.
+  const originUpsert = db.prepare(`INSERT INTO callback_origins
+    (origin, attempts, delivered, consecutive_failures, last_status, last_attempt_at, last_delivered_at)
+    VALUES (@origin, @attempts, @delivered, @failures, @status, @at, CASE WHEN @delivered > 0 THEN @at END)
+    ON CONFLICT (origin) DO UPDATE SET attempts = attempts + excluded.attempts, delivered = delivered + excluded.delivered,
+      consecutive_failures = CASE WHEN @last_delivered THEN excluded.consecutive_failures ELSE consecutive_failures + excluded.consecutive_failures END,
+      last_status = excluded.last_status, last_attempt_at = excluded.last_attempt_at,
+      last_delivered_at = COALESCE(excluded.last_delivered_at, last_delivered_at)`);
+
+  // Hands claimed rows back (shutdown, a task cancelled before it ran), due at @due.
   const release = db.prepare(`UPDATE charging_requests
-    SET locked_at = NULL, due_at = @now, updated_at = @now,
+    SET locked_at = NULL, due_at = @due, updated_at = @now,
         state = CASE WHEN decision_status IS NULL THEN 'queued' ELSE state END
-    WHERE id IN (SELECT value FROM json_each(@ids)) AND ${OPEN}`);
+    WHERE ${FENCE} AND ${OPEN}`);
 
   // REPLACE: an expired key may still be in the table until the retention job prunes it.
   const keyInsert = db.prepare('INSERT OR REPLACE INTO idempotency_keys (key, body_hash, request_id, created_at) VALUES (?, ?, ?, ?)');
   const keyFind = db.prepare('SELECT body_hash, request_id FROM idempotency_keys WHERE key = ? AND created_at >= ?');
 
-  // Walks the open rows by the due index (bounded by QUEUE_MAX_SIZE); used by metrics scrapes.
-  const oldestOpen = db.prepare(`SELECT MIN(created_at) FROM charging_requests INDEXED BY charging_requests_due WHERE ${OPEN}`).pluck();
+  // Both lane indexes carry created_at: the oldest open request is found from the index
+  // entries alone (no table reads), bounded by QUEUE_MAX_SIZE.
+  const oldestUndecided = db.prepare(`SELECT MIN(created_at) FROM charging_requests INDEXED BY charging_requests_undecided
+    WHERE state IN ('queued','authorizing')`).pluck();
+  const oldestDeliverable = db.prepare(`SELECT MIN(created_at) FROM charging_requests INDEXED BY charging_requests_deliverable
+    WHERE state = 'delivering'`).pluck();
   const countFailed = db.prepare("SELECT COUNT(*) FROM charging_requests WHERE state = 'failed'").pluck();
 
   const countOpen = db.prepare(`SELECT COUNT(*) AS n FROM charging_requests WHERE ${OPEN}`).pluck();
-  const nextDue = db.prepare(`SELECT MIN(due_at) FROM charging_requests WHERE ${OPEN}`).pluck();
+  const nextUndecided = db.prepare("SELECT MIN(due_at) FROM charging_requests WHERE state IN ('queued','authorizing')").pluck();
+  const nextDeliverable = db.prepare(`SELECT MIN(due_at) FROM charging_requests INDEXED BY charging_requests_deliverable
+    WHERE state = 'delivering' AND origin NOT IN (SELECT value FROM json_each(?))`).pluck();
 
   return {
     insert(row: NewRequest): void {
-      insert.run(row);
+      insert.run(row.origin === undefined ? { ...row, origin: originOf(row.callback_url) } : row);
     },
     /** Inserts the row claimed under a lease of leaseMs from its created_at. */
     insertClaimed(row: NewRequest, leaseMs: number): void {
-      insertClaimed.run({ ...row, lease: leaseMs });
+      insertClaimed.run({ ...row, origin: row.origin ?? originOf(row.callback_url), lease: leaseMs });
     },
-    claim(now: number, limit: number, leaseMs: number): ClaimedRow[] {
+    /** Claims up to limit undecided rows that are due, oldest due first. */
+    claimUndecided(now: number, limit: number, leaseMs: number): ClaimedRow[] {
       if (limit <= 0) return [];
-      return claim.all({ now, limit, lease: leaseMs }) as ClaimedRow[];
+      return claimUndecided.all({ now, limit, lease: leaseMs }) as ClaimedRow[];
     },
-    /** Persists decisions; returns how many rows took them (a row released meanwhile does not). */
-    recordDecisions(decisions: Decision[], now: number): number {
+    /**
+     * Claims decided rows that are due, in due order, at most room(origin) per origin and
+     * limit in all; rows of origins in `skip` (at their bound) are passed over.
+     */
+    claimDeliverable(now: number, limit: number, leaseMs: number, skip: string[], room: (origin: string) => number): ClaimedRow[] {
+      if (limit <= 0) return [];
+      const taken = new Map<string, number>();
+      const ids: string[] = [];
+      const full = new Set(skip);
+      // A scan returns candidates of origins that fill up on the way; look again past them.
+      for (let round = 0; round < 4 && ids.length < limit; round++) {
+        const rows = deliverable.all({ now, limit: limit * 2, skip: JSON.stringify([...full]) }) as Array<{ id: string; origin: string }>;
+        let filled = false;
+        for (const r of rows) {
+          if (ids.length >= limit) break;
+          if (full.has(r.origin)) continue;
+          const n = taken.get(r.origin) ?? 0;
+          if (n >= room(r.origin)) {
+            full.add(r.origin);
+            filled = true;
+            continue;
+          }
+          taken.set(r.origin, n + 1);
+          ids.push(r.id);
+        }
+        if (!filled || rows.length < limit * 2) break;
+        // Rows already taken must not be offered again: they are still due until updated.
+        for (const o of taken.keys()) full.add(o);
+      }
+      if (ids.length === 0) return [];
+      return claimIds.all({ ids: JSON.stringify(ids), now, lease: leaseMs }) as ClaimedRow[];
+    },
+    /**
+     * Persists a decision under its claim. keep: the delivery starts now under the same
+     * lease; otherwise the row waits in the table for a delivery slot. False when the
+     * claim no longer holds (the row is not ours any more).
+     */
+    recordDecision(d: Decision, c: Claim, keep: boolean, now: number): boolean {
+      return decide.run({ id: d.id, claim: c.claim, keep: keep ? 1 : 0, status: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms, now }).changes === 1;
+    },
+    /** Persists one attempt under its claim; false (and no attempt row) when the claim no longer holds. */
+    recordAttempt(r: AttemptRecord, claim: number, now: number): boolean {
+      const last_error = r.outcome === 'delivered' ? null : r.failure ?? (r.error ?? (r.http_status !== null ? `HTTP ${r.http_status}` : null));
+      const changed = attemptUpdate.run({ id: r.id, claim, attempt: r.attempt, now, outcome: r.outcome, next_due_at: r.next_due_at, last_error }).changes === 1;
+      if (changed) attemptInsert.run(r);
+      return changed;
+    },
+    /** Folds a batch of one origin's attempts (in order) into callback_origins. */
+    recordOrigin(origin: string, attempts: AttemptRecord[], at: number): void {
+      if (attempts.length === 0) return;
+      let delivered = 0;
+      let failures = 0;
+      for (const a of attempts) {
+        if (a.outcome === 'delivered') {
+          delivered++;
+          failures = 0;
+        } else failures++;
+      }
+      const last = attempts[attempts.length - 1]!;
+      originUpsert.run({
+        origin, attempts: attempts.length, delivered, failures, at,
+        status: last.http_status !== null ? String(last.http_status) : last.error,
+        last_delivered: delivered > 0 ? 1 : 0,
+      });
+    },
+    /** Hands claimed rows back, due at `due`; returns how many were still ours. */
+    release(claims: Claim[], now: number, due = now): number {
       let n = 0;
-      for (const d of decisions) {
-        n += decide.run({ id: d.id, status: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms, now }).changes;
-      }
+      for (const c of claims) n += release.run({ id: c.id, claim: c.claim, now, due }).changes;
       return n;
-    },
-    recordAttempts(records: AttemptRecord[], now: number): void {
-      for (const r of records) {
-        attemptInsert.run(r);
-        const last_error = r.outcome === 'delivered' ? null : r.failure ?? (r.error ?? (r.http_status !== null ? `HTTP ${r.http_status}` : null));
-        attemptUpdate.run({ id: r.id, attempt: r.attempt, now, outcome: r.outcome, next_due_at: r.next_due_at, last_error });
-      }
-    },
-    release(ids: string[], now: number): number {
-      if (ids.length === 0) return 0;
-      return release.run({ ids: JSON.stringify(ids), now }).changes;
     },
     insertKey(key: string, bodyHash: string, requestId: string, now: number): void {
       keyInsert.run(key, bodyHash, requestId, now);
@@ -142,13 +237,20 @@ export function createStore(db: Db) {
       return countOpen.get() as number;
     },
     oldestOpenCreatedAt(): number | null {
-      return (oldestOpen.get() as number | null) ?? null;
+      const a = oldestUndecided.get() as number | null;
+      const b = oldestDeliverable.get() as number | null;
+      return a === null ? b : b === null ? a : Math.min(a, b);
     },
     countFailed(): number {
       return countFailed.get() as number;
     },
-    nextDue(): number | null {
-      return (nextDue.get() as number | null) ?? null;
+    /** When the next undecided row is due (leases included), null when none is open. */
+    nextUndecided(): number | null {
+      return (nextUndecided.get() as number | null) ?? null;
+    },
+    /** When the next decided row of an origin not in `skip` is due. */
+    nextDeliverable(skip: string[]): number | null {
+      return (nextDeliverable.get(JSON.stringify(skip)) as number | null) ?? null;
     },
   };
 }

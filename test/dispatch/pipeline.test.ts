@@ -155,8 +155,9 @@ describe('crash recovery and shutdown', () => {
     }
     // A previous process claimed both long ago and decided the second one `not_allowed`.
     const past = Date.now() - 10 * 60_000;
-    store.claim(past, 2, 1000);
-    store.recordDecisions([{ id: ids[1]!, status: 'not_allowed', reason: 'blocked', source: 'local_list', latency_ms: 1 }], past);
+    const claims = store.claimUndecided(past, 2, 1000);
+    const second = claims.find((c) => c.id === ids[1])!;
+    store.recordDecision({ id: ids[1]!, status: 'not_allowed', reason: 'blocked', source: 'local_list', latency_ms: 1 }, { id: second.id, claim: second.claim_count }, true, past);
     db.close();
 
     const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', DB_PATH: path, WORKERS: '1' });

@@ -38,10 +38,10 @@ describe('serving instance', () => {
     const id = randomUUID();
     store.insert({ id, station_id: 's', driver_token: 'ABCD-efgh1234567890_~valid.token', token_hash: 'h', token_mask: 'm', callback_url: 'http://x/', created_at: now });
     takeOver(db, now, { pid: deadPid(), host: 'gw' });
-    store.claim(now, 10, 600_000); // claimed by the process that is now dead
-    assert.equal(store.claim(now + 1, 10, 1000).length, 0);
+    store.claimUndecided(now, 10, 600_000); // claimed by the process that is now dead
+    assert.equal(store.claimUndecided(now + 1, 10, 1000).length, 0);
     assert.deepEqual(takeOver(db, now + 1000, { pid: process.pid, host: 'gw' }), { previous: 'dead', released: 1 });
-    assert.equal(store.claim(now + 1000, 10, 1000).length, 1, 'claimable immediately');
+    assert.equal(store.claimUndecided(now + 1000, 10, 1000).length, 1, 'claimable immediately');
   });
 
   it('a clean stop resigns', (t) => {

@@ -23,9 +23,9 @@ describe('retention', () => {
       const id = randomUUID();
       store.insert({ id, station_id: 's', driver_token: 'ABCD-efgh1234567890_~valid.token', token_hash: 'h', token_mask: 'm', callback_url: 'http://x/', created_at: 0 });
       if (finishedDaysAgo !== null) {
-        store.claim(0, 1, 1);
-        store.recordDecisions([{ id, status: 'allowed', reason: 'r', source: 'local_list', latency_ms: 1 }], 0);
-        store.recordAttempts([{ id, attempt: 1, started_at: 0, duration_ms: 1, http_status: outcome === 'delivered' ? 200 : 400, error: null, outcome, next_due_at: null, failure: null }], now - finishedDaysAgo * DAY);
+        const [c] = store.claimUndecided(0, 1, 1);
+        store.recordDecision({ id, status: 'allowed', reason: 'r', source: 'local_list', latency_ms: 1 }, { id, claim: c!.claim_count }, true, 0);
+        store.recordAttempt({ id, attempt: 1, started_at: 0, duration_ms: 1, http_status: outcome === 'delivered' ? 200 : 400, error: null, outcome, next_due_at: null, failure: null }, c!.claim_count, now - finishedDaysAgo * DAY);
       }
       return id;
     };

@@ -8,7 +8,7 @@ import { openDb } from '../../src/queue/db.ts';
 import { createDepth } from '../../src/queue/depth.ts';
 import { migrate, schemaVersion } from '../../src/queue/migrate.ts';
 import { SCHEMA_VERSION } from '../../src/queue/schema.ts';
-import { createStore } from '../../src/queue/store.ts';
+import { createStore, type Claim, type ClaimedRow } from '../../src/queue/store.ts';
 import { tempDir } from '../support/tmp.ts';
 
 function setup(t: { after: (fn: () => void) => void }) {
@@ -94,39 +94,64 @@ describe('group commit', () => {
 });
 
 describe('claims and leases', () => {
+  const allowed = (id: string) => ({ id, status: 'allowed' as const, reason: 'acl_match', source: 'local_list' as const, latency_ms: 1 });
+  const claimOf = (r: ClaimedRow): Claim => ({ id: r.id, claim: r.claim_count });
+  const noSkip: string[] = [];
+  const roomy = () => 100;
+
   it('claims due rows oldest-due first, up to the limit, and not again while leased', (t) => {
     const { store } = setup(t);
     const rows = [row(30), row(10), row(20)];
     for (const r of rows) store.insert(r);
-    const first = store.claim(100, 2, 1000);
+    const first = store.claimUndecided(100, 2, 1000);
     assert.deepEqual(first.map((r) => r.id), [rows[1]!.id, rows[2]!.id]);
-    assert.ok(first.every((r) => r.state === 'authorizing' && r.claim_count === 1));
-    const second = store.claim(100, 10, 1000);
+    assert.ok(first.every((r) => r.state === 'authorizing' && r.claim_count === 1 && r.origin === 'http://127.0.0.1:1'));
+    const second = store.claimUndecided(100, 10, 1000);
     assert.deepEqual(second.map((r) => r.id), [rows[0]!.id]);
-    assert.equal(store.claim(500, 10, 1000).length, 0, 'leased rows are not claimable');
+    assert.equal(store.claimUndecided(500, 10, 1000).length, 0, 'leased rows are not claimable');
   });
 
   it('claims a row again once its lease expired (keyed on the claim time, not created_at)', (t) => {
     const { store } = setup(t);
     const r = row(0);
     store.insert(r);
-    store.claim(1_000_000, 1, 5000);
-    assert.equal(store.claim(1_004_999, 1, 5000).length, 0);
-    const again = store.claim(1_005_000, 1, 5000);
+    store.claimUndecided(1_000_000, 1, 5000);
+    assert.equal(store.claimUndecided(1_004_999, 1, 5000).length, 0);
+    const again = store.claimUndecided(1_005_000, 1, 5000);
     assert.equal(again.length, 1);
     assert.equal(again[0]!.claim_count, 2);
     assert.equal(again[0]!.decision_status, null, 'undecided rows are decided again');
   });
 
-  it('a decided row is re-claimed for delivery with its recorded decision', (t) => {
+  it('a decision that waits for its origin is claimable for delivery, never for deciding', (t) => {
     const { store } = setup(t);
     const r = row(0);
     store.insert(r);
-    store.claim(10, 1, 100);
-    assert.equal(store.recordDecisions([{ id: r.id, status: 'not_allowed', reason: 'blocked', source: 'local_list', latency_ms: 3 }], 20), 1);
-    const again = store.claim(120, 1, 100);
+    const [c] = store.claimUndecided(10, 1, 100);
+    assert.equal(store.recordDecision({ ...allowed(r.id), status: 'not_allowed', reason: 'blocked' }, claimOf(c!), false, 20), true);
+    assert.equal(store.claimUndecided(20, 10, 100).length, 0);
+    const again = store.claimDeliverable(20, 10, 100, noSkip, roomy);
     assert.equal(again[0]!.state, 'delivering');
     assert.equal(again[0]!.decision_status, 'not_allowed');
+    assert.equal(again[0]!.claim_count, 2);
+  });
+
+  it('the delivery claim takes at most each origin\'s room and skips saturated origins', (t) => {
+    const { store } = setup(t);
+    const at = (i: number, url: string) => ({ ...row(i), callback_url: url });
+    const rows = [
+      ...Array.from({ length: 5 }, (_, i) => at(i, 'http://hung.example:8080/cb')),
+      ...Array.from({ length: 3 }, (_, i) => at(10 + i, 'http://ok.example/cb')),
+      at(20, 'http://busy.example/cb'),
+    ];
+    for (const r of rows) store.insert(r);
+    for (const c of store.claimUndecided(30, 100, 10)) store.recordDecision(allowed(c.id), claimOf(c), false, 30);
+    const got = store.claimDeliverable(40, 100, 1000, ['http://busy.example'], (o) => (o === 'http://hung.example:8080' ? 2 : 100));
+    const byOrigin = new Map<string, number>();
+    for (const g of got) byOrigin.set(g.origin, (byOrigin.get(g.origin) ?? 0) + 1);
+    assert.deepEqual(Object.fromEntries(byOrigin), { 'http://hung.example:8080': 2, 'http://ok.example': 3 });
+    assert.equal(store.nextDeliverable(['http://hung.example:8080']), 30, 'the busy origin\'s row is due');
+    assert.equal(store.nextDeliverable(['http://hung.example:8080', 'http://busy.example']), 1040, 'then the lease of the claimed ones');
   });
 
   it('records attempts: retry waits until due, delivered drops the token, failed keeps it', (t) => {
@@ -134,22 +159,17 @@ describe('claims and leases', () => {
     const [a, b] = [row(0), row(0)];
     store.insert(a);
     store.insert(b);
-    store.claim(10, 2, 100);
-    store.recordDecisions(
-      [a, b].map((x) => ({ id: x.id, status: 'allowed' as const, reason: 'acl_match', source: 'local_list' as const, latency_ms: 1 })),
-      20,
-    );
+    const claims = store.claimUndecided(10, 2, 100).map(claimOf);
+    for (const c of claims) assert.ok(store.recordDecision(allowed(c.id), c, true, 20));
+    const claimA = claims.find((c) => c.id === a.id)!;
+    const claimB = claims.find((c) => c.id === b.id)!;
     const base = { started_at: 30, duration_ms: 5, error: null, failure: null };
-    store.recordAttempts(
-      [
-        { ...base, id: a.id, attempt: 1, http_status: 503, outcome: 'retry', next_due_at: 5000 },
-        { ...base, id: b.id, attempt: 1, http_status: 410, outcome: 'failed', next_due_at: null, failure: 'rejected: HTTP 410' },
-      ],
-      40,
-    );
-    assert.equal(store.claim(4999, 10, 100).length, 0, 'retry not due yet');
-    assert.deepEqual(store.claim(5000, 10, 100).map((r) => r.id), [a.id]);
-    store.recordAttempts([{ ...base, id: a.id, attempt: 2, http_status: 204, outcome: 'delivered', next_due_at: null }], 5100);
+    assert.ok(store.recordAttempt({ ...base, id: a.id, attempt: 1, http_status: 503, outcome: 'retry', next_due_at: 5000 }, claimA.claim, 40));
+    assert.ok(store.recordAttempt({ ...base, id: b.id, attempt: 1, http_status: 410, outcome: 'failed', next_due_at: null, failure: 'rejected: HTTP 410' }, claimB.claim, 40));
+    assert.equal(store.claimDeliverable(4999, 10, 100, noSkip, roomy).length, 0, 'retry not due yet');
+    const [again] = store.claimDeliverable(5000, 10, 100, noSkip, roomy);
+    assert.equal(again!.id, a.id);
+    assert.ok(store.recordAttempt({ ...base, id: a.id, attempt: 2, http_status: 204, outcome: 'delivered', next_due_at: null }, again!.claim_count, 5100));
     const get = db.prepare('SELECT state, attempts, driver_token, finished_at, last_error FROM charging_requests WHERE id = ?');
     assert.deepEqual(get.get(a.id), { state: 'delivered', attempts: 2, driver_token: null, finished_at: 5100, last_error: null });
     assert.deepEqual(get.get(b.id), { state: 'failed', attempts: 1, driver_token: a.driver_token, finished_at: 40, last_error: 'rejected: HTTP 410' });
@@ -161,10 +181,42 @@ describe('claims and leases', () => {
     const { db, store } = setup(t);
     const r = row(0);
     store.insert(r);
-    store.claim(10, 1, 1_000_000);
-    assert.equal(store.release([r.id], 50), 1);
+    const [c] = store.claimUndecided(10, 1, 1_000_000);
+    assert.equal(store.release([claimOf(c!)], 50), 1);
     assert.deepEqual(db.prepare('SELECT state, due_at, locked_at FROM charging_requests').get(), { state: 'queued', due_at: 50, locked_at: null });
-    assert.equal(store.claim(50, 1, 10).length, 1);
+    assert.equal(store.claimUndecided(50, 1, 10).length, 1);
+  });
+});
+
+describe('fencing', () => {
+  const base = { started_at: 30, duration_ms: 5, error: null, failure: null, http_status: 200, outcome: 'delivered' as const, next_due_at: null, attempt: 1 };
+
+  it('a write under a released claim changes nothing: no decision, no attempt row', (t) => {
+    const { db, store } = setup(t);
+    const r = row(0);
+    store.insert(r);
+    const [c] = store.claimUndecided(10, 1, 1_000_000);
+    const claim = { id: c!.id, claim: c!.claim_count };
+    store.release([claim], 20);
+    assert.equal(store.recordDecision({ id: r.id, status: 'allowed', reason: 'acl_match', source: 'local_list', latency_ms: 1 }, claim, true, 30), false);
+    assert.equal(db.prepare('SELECT decision_status FROM charging_requests').pluck().get(), null);
+    assert.equal(store.release([claim], 40), 0, 'a second release of the same claim changes nothing');
+  });
+
+  it('a write under a superseded claim (the lease expired and the row was claimed again) changes nothing', (t) => {
+    const { db, store } = setup(t);
+    const r = row(0);
+    store.insert(r);
+    const [old] = store.claimUndecided(10, 1, 100);
+    const [fresh] = store.claimUndecided(200, 1, 100);
+    assert.equal(fresh!.claim_count, old!.claim_count + 1);
+    const d = { id: r.id, status: 'allowed' as const, reason: 'acl_match', source: 'local_list' as const, latency_ms: 1 };
+    assert.equal(store.recordDecision(d, { id: r.id, claim: old!.claim_count }, true, 210), false);
+    assert.equal(store.recordDecision(d, { id: r.id, claim: fresh!.claim_count }, true, 210), true);
+    assert.equal(store.recordAttempt({ ...base, id: r.id }, old!.claim_count, 220), false);
+    assert.equal(db.prepare('SELECT COUNT(*) FROM callback_attempts').pluck().get(), 0, 'no attempt row for a fenced write');
+    assert.equal(store.recordAttempt({ ...base, id: r.id }, fresh!.claim_count, 220), true);
+    assert.equal(db.prepare('SELECT COUNT(*) FROM callback_attempts').pluck().get(), 1);
   });
 });
 

@@ -1,6 +1,8 @@
+import { clockMs } from '../../src/core/gate.ts';
 import { createBreakerState } from '../../src/core/breaker.ts';
 import { hashToken } from '../../src/core/token.ts';
-import type { AuthorizeItem, AuthorizerSettings, AuthorizeTask, Referral } from '../../src/core/types.ts';
+import type { AuthorizeItem, AuthorizerSettings, AuthorizeTask, Decision, Referral } from '../../src/core/types.ts';
+import { authorize as authorizeTask } from '../../workers/authorize.ts';
 
 // Builders for `authorize` tasks as the dispatcher sends them, for tests that call the
 // worker function directly (in this thread) against a real fake authority.
@@ -36,5 +38,13 @@ export function item(token: string, over: Partial<Referral> = {}, station = STAT
 
 export function task(s: AuthorizerSettings, items: AuthorizeItem[], opts: { now?: number; budgetMs?: number } = {}): AuthorizeTask {
   // Generous by default: only tests about deadlines set a short one.
-  return { authorizer: s, now: opts.now ?? Date.now(), budgetMs: opts.budgetMs ?? 10_000, items };
+  const sentAt = clockMs();
+  return { authorizer: s, now: opts.now ?? Date.now(), sentAt, upstreamBy: sentAt + (opts.budgetMs ?? 10_000), items };
+}
+
+/** The worker's authorize task, run ungated (it answers null only when its gate was cancelled). */
+export async function authorize(t: AuthorizeTask): Promise<Decision[]> {
+  const out = await authorizeTask(t);
+  if (out === null) throw new Error('authorize task was cancelled');
+  return out;
 }

@@ -3,9 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { breaker, createBreakerState } from '../../src/core/breaker.ts';
 import { createPool } from '../../src/dispatch/pool.ts';
-import { authorize } from '../../workers/authorize.ts';
+
 import { startAuthority } from '../support/authority.ts';
-import { item, settings, task } from '../support/authorize.ts';
+import { authorize, item, settings, task } from '../support/authorize.ts';
 
 // The circuit breaker: opens after N consecutive failures, refuses at once while open
 // (the offline rules decide without waiting), lets one probe through after the open

@@ -37,7 +37,7 @@ function setup(t: { after: (fn: () => void) => void }) {
       now: opts.now ?? Date.now(),
       items: [{ id: 'x', station_id: opts.station ?? S1, driver_token: token }],
       authorizer: opts.upstream === false ? undefined : { offlineCacheMaxAgeMs: 24 * HOUR },
-    });
+    })!;
     return d!;
   };
   return { db, path, entry, group, run };

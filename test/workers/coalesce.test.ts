@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createLimiter } from '../../workers/authorize/limit.ts';
-import { authorize } from '../../workers/authorize.ts';
+
 import { startAuthority } from '../support/authority.ts';
-import { item, settings, task } from '../support/authorize.ts';
+import { authorize, item, settings, task } from '../support/authorize.ts';
 import { waitFor } from '../support/tmp.ts';
 
 // Protecting the upstream inside a thread: identical lookups in flight share one call,

@@ -26,7 +26,7 @@ describe('ACL decision (worker side, real SQLite file)', () => {
     db.close();
 
     const run = (token: string, station = S1) => {
-      const [d] = decide({ dbPath: path, now: Date.now(), items: [{ id: 'x', station_id: station, driver_token: token }] });
+      const [d] = decide({ dbPath: path, now: Date.now(), items: [{ id: 'x', station_id: station, driver_token: token }] })!;
       return `${d!.status}/${d!.reason}/${d!.source}`;
     };
     assert.equal(run(tok('allowed')), 'allowed/acl_match/local_list');
@@ -45,10 +45,10 @@ describe('ACL decision (worker side, real SQLite file)', () => {
     migrate(db);
     aclAdd(db, { token: tok('allowed'), stations: [], expires_at: null, blocked: false, note: null });
     const task = (station: string) => ({ dbPath: path, now: Date.now(), items: [{ id: 'x', station_id: station, driver_token: tok('allowed') }] });
-    assert.equal(decide(task(S1))[0]!.status, 'allowed', 'no stations registered: any station');
+    assert.equal(decide(task(S1))![0]!.status, 'allowed', 'no stations registered: any station');
     stationAdd(db, S2, 'bay 2');
     db.close();
-    assert.deepEqual({ ...decide(task(S1))[0]!, latency_ms: 0 }, { id: 'x', status: 'invalid', reason: 'station_not_registered', source: 'local_list', latency_ms: 0 });
-    assert.equal(decide(task(S2))[0]!.status, 'allowed');
+    assert.deepEqual({ ...decide(task(S1))![0]!, latency_ms: 0 }, { id: 'x', status: 'invalid', reason: 'station_not_registered', source: 'local_list', latency_ms: 0 });
+    assert.equal(decide(task(S2))![0]!.status, 'allowed');
   });
 });

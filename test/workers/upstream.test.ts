@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Decision } from '../../src/core/types.ts';
-import { authorize } from '../../workers/authorize.ts';
+
 import { ocpiInfo, startAuthority, type Authority, type Behaviour } from '../support/authority.ts';
-import { item, settings, STATION, task } from '../support/authorize.ts';
+import { authorize, item, settings, STATION, task } from '../support/authorize.ts';
 
 // Every mapping row of the two upstream protocols, against a real HTTP authority on port 0:
 // what it answers (or fails to) and the decision, reason, source and cache entry that follow.

@@ -1,0 +1,171 @@
+import type { Logger } from 'pino';
+import { clockMs } from '../core/gate.ts';
+import { maskToken } from '../core/token.ts';
+import type { AuthorizeTask, Decision, DecideTask } from '../core/types.ts';
+import type { AuthStore } from '../queue/authcache.ts';
+import type { Committer } from '../queue/committer.ts';
+import type { Store } from '../queue/store.ts';
+import type { AuthorizerPlan } from './authorizer.ts';
+import { upstreamMarginMs } from './authorizer.ts';
+import type { DeadlineRunner, TaskOutcome } from './deadline.ts';
+import type { Inflight, Item } from './inflight.ts';
+import type { Lane, Origins } from './lanes.ts';
+import { commitPersistently } from './record.ts';
+
+// The decision lane. Items hold a decision slot from claim to the write of their decision.
+// At most `tasks` decide tasks run at once; items beyond wait here, briefly (a decide task
+// is a few local reads). A decision's deadline (AUTHORIZATION_TIMEOUT_MS) starts when its
+// task is handed to a thread, and the same absolute instant bounds the upstream step, so
+// time spent waiting for a thread counts and the offline rules still get their turn.
+
+/** How long past the decision deadline a started task may stay silent before it counts as lost. */
+const LOST_GRACE_MS = 2000;
+
+export interface DecisionDeps {
+  store: Store;
+  committer: Committer;
+  runner: DeadlineRunner;
+  inflight: Inflight;
+  lane: Lane;
+  /** Decide tasks running at once (the rest of the lane waits for one). */
+  tasks: Lane;
+  origins: Origins;
+  log: Logger;
+  now: () => number;
+  dbPath: string;
+  nativeBinding: string | undefined;
+  timeoutMs: number;
+  authorizer: AuthorizerPlan | null;
+  authStore: AuthStore | undefined;
+  batchSize: number;
+  stopping: () => boolean;
+  observer?: { decided(d: Decision): void };
+  /** Decided items whose origin had room: they keep their claim and are POSTed now. */
+  deliver(items: Item[]): void;
+  freed: () => void;
+}
+
+type Missing = 'timeout' | 'worker_error';
+
+/** Decisions by item; what a task could not answer is unknown, with why, from `system`. */
+function outcomes(items: Item[], o: TaskOutcome<Decision[]>, latency: number): Decision[] {
+  const byId = new Map<string, Decision>();
+  if (o.kind === 'done') for (const d of o.value) byId.set(d.id, d);
+  const why: Missing = o.kind === 'failed' ? 'worker_error' : 'timeout';
+  return items.map((it) => {
+    const d = byId.get(it.id);
+    if (d) return { ...d, latency_ms: latency };
+    return { id: it.id, status: 'unknown', reason: why, source: 'system', latency_ms: latency };
+  });
+}
+
+export function createDecisions(deps: DecisionDeps) {
+  const { store, committer, runner, inflight, lane, tasks, origins, log, now } = deps;
+  const waiting: Item[] = [];
+
+  function pump(): void {
+    while (waiting.length > 0 && tasks.tryTake()) {
+      void run(waiting.splice(0, deps.batchSize));
+    }
+  }
+
+  async function run(items: Item[]): Promise<void> {
+    const started = now();
+    const deadline = clockMs() + deps.timeoutMs;
+    const task: DecideTask = {
+      dbPath: deps.dbPath,
+      nativeBinding: deps.nativeBinding,
+      now: started,
+      items: items.map((it) => ({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '' })),
+      authorizer: deps.authorizer?.decide,
+    };
+    let o: TaskOutcome<Decision[]>;
+    try {
+      o = await runner.run<Decision[]>('decide', task, { startBy: deadline, finishBy: deadline + LOST_GRACE_MS });
+    } finally {
+      tasks.give();
+      pump();
+    }
+    const decisions = outcomes(items, o, now() - started);
+    const final: Decision[] = [];
+    const decided: Item[] = [];
+    const referred: Item[] = [];
+    const referrals: AuthorizeTask['items'] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const d = decisions[i]!;
+      if (d.referral && deps.authorizer) {
+        referred.push(it);
+        referrals.push({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '', referral: d.referral });
+      } else {
+        decided.push(it);
+        final.push(d);
+      }
+    }
+    // Local and cached decisions are recorded and delivered without waiting for upstream.
+    const settling = decided.length > 0 ? settle(decided, final) : Promise.resolve();
+    if (referred.length > 0 && deps.authorizer) {
+      const upstream: AuthorizeTask = {
+        authorizer: deps.authorizer.settings,
+        now: now(),
+        sentAt: clockMs(),
+        upstreamBy: deadline - upstreamMarginMs(deps.timeoutMs),
+        items: referrals,
+      };
+      const answers = await runner.run<Decision[]>('authorize', upstream, { startBy: deadline, finishBy: deadline + LOST_GRACE_MS });
+      await settle(referred, outcomes(referred, answers, now() - started));
+    }
+    await settling;
+  }
+
+  /** Records decisions (and what they leave behind) in one commit, then delivers them. */
+  async function settle(items: Item[], decisions: Decision[]): Promise<void> {
+    // Delivery slots are taken before the write: the decision row then says whether it
+    // keeps its claim (delivered now) or waits in the table for its origin.
+    const keep = items.map((it) => origins.tryTake(it.origin));
+    const at = now();
+    const landed = await commitPersistently(
+      committer,
+      () => {
+        const ok = items.map((it, i) => store.recordDecision(decisions[i]!, it, keep[i]!, at));
+        const mine = decisions.filter((_d, i) => ok[i]);
+        deps.authStore?.record(mine, new Map(items.map((it) => [it.id, it])), at);
+        return ok;
+      },
+      { log, what: 'decisions', count: items.length, giveUp: deps.stopping },
+    );
+    const deliverNow: Item[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const d = decisions[i]!;
+      lane.give();
+      if (!landed?.[i]) {
+        if (landed) log.debug({ request_id: it.id }, 'claim lost before the decision was recorded; dropped');
+        if (keep[i]) origins.give(it.origin);
+        inflight.finish(it);
+        continue;
+      }
+      it.decision = d.status;
+      deps.observer?.decided(d);
+      log.info(
+        {
+          request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''), decision: d.status, reason: d.reason,
+          source: d.source, latency_ms: d.latency_ms, ...(d.upstream_error ? { upstream_error: d.upstream_error } : {}),
+        },
+        'decided',
+      );
+      if (keep[i]) deliverNow.push(it);
+      else inflight.finish(it); // waits in the table until its origin has room
+    }
+    if (deliverNow.length) deps.deliver(deliverNow);
+    deps.freed();
+  }
+
+  return {
+    /** Items that already hold a decision slot. */
+    start(items: Item[]): void {
+      for (const it of items) waiting.push(it);
+      pump();
+    },
+  };
+}

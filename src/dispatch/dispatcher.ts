@@ -76,7 +76,20 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   let stopped = false;
   const stopping = () => stopped;
-  const inflight = createInflight();
+  // Rows claimed again while this process still holds them: the write that ended the held
+  // copy's turn handed the row back in the same transaction as the claim (or the copy's
+  // lease ran out). The new claim starts once the held copy has finished.
+  const deferred = new Map<string, { item: Item; lane: 'decide' | 'deliver' }>();
+  const inflight = createInflight({
+    onFinish(id) {
+      const next = deferred.get(id);
+      if (!next) return;
+      deferred.delete(id);
+      inflight.add(next.item);
+      if (next.lane === 'decide') decisions.start([next.item]);
+      else deliveries.start([next.item]);
+    },
+  });
   const decisionLane = createLane(sizes.decisionItems);
   const decideTasks = createLane(sizes.decideTasks);
   const deliveryLane = createLane(sizes.deliveryItems);
@@ -111,28 +124,30 @@ export function createDispatcher(deps: DispatcherDeps) {
     onClaimed(undecided: ClaimedRow[], deliverable: ClaimedRow[]) {
       const toDecide: Item[] = [];
       for (const row of undecided) {
-        const it = held(row);
+        const it = held(row, 'decide');
         if (it) toDecide.push(it);
-        else decisionLane.give();
       }
       const toDeliver: Item[] = [];
       for (const row of deliverable) {
-        const it = held(row);
+        const it = held(row, 'deliver');
         if (it) toDeliver.push(it);
-        else origins.give(row.origin);
       }
       if (toDecide.length) decisions.start(toDecide);
       if (toDeliver.length) deliveries.start(toDeliver);
     },
   });
 
-  /** The item for a claimed row, or null when the row is already held here. */
-  function held(row: ClaimedRow): Item | null {
+  /** The item for a claimed row, or null when a held copy must finish first (it keeps its slot). */
+  function held(row: ClaimedRow, lane: 'decide' | 'deliver'): Item | null {
     const it = itemOf(row);
     if (inflight.add(it)) return it;
-    // Our own lease expired while the work still runs (a slow thread): the running copy
-    // finishes it, under the new claim.
-    inflight.all().find((x) => x.id === row.id)!.claim = row.claim_count;
+    const prev = deferred.get(it.id);
+    if (prev) {
+      // Claimed twice while held (a very slow thread): the newer claim supersedes.
+      if (prev.lane === 'decide') decisionLane.give();
+      else origins.give(prev.item.origin);
+    }
+    deferred.set(it.id, { item: it, lane });
     return null;
   }
 
@@ -205,7 +220,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       stopped = true;
       claims.stop();
       await inflight.idle(graceMs);
-      const held = inflight.all();
+      const held = [...inflight.all(), ...[...deferred.values()].map((d) => d.item)];
       if (held.length === 0) return { released: 0 };
       const released = await committer.run(() => store.release(held, now()));
       return { released };

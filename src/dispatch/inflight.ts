@@ -32,7 +32,7 @@ export function itemOf(row: ClaimedRow): Item {
   };
 }
 
-export function createInflight() {
+export function createInflight(opts: { onFinish?: (id: string) => void } = {}) {
   const items = new Map<string, Item>();
   let idleWaiters: Array<() => void> = [];
   let doubleFinishes = 0;
@@ -53,6 +53,7 @@ export function createInflight() {
         return;
       }
       items.delete(item.id);
+      opts.onFinish?.(item.id);
       if (items.size === 0 && idleWaiters.length) {
         const w = idleWaiters;
         idleWaiters = [];

@@ -5,6 +5,10 @@ import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config.ts';
 import type { DeliveryResult } from '../../src/core/types.ts';
 import { enter, type GateRef } from '../../src/core/gate.ts';
+import { hashToken } from '../../src/core/token.ts';
+import type { AuthorizeTask } from '../../src/core/types.ts';
+import { authorize } from '../../workers/authorize.ts';
+import { startAuthority } from '../support/authority.ts';
 import { createDispatcher, type Observer, type TaskRunner } from '../../src/dispatch/dispatcher.ts';
 import { createCommitter } from '../../src/queue/committer.ts';
 import { openDb } from '../../src/queue/db.ts';
@@ -143,6 +147,39 @@ describe('dispatcher failure paths', () => {
     assert.equal(decided.length, 0, 'not counted');
     assert.equal(delivers, 0, 'not delivered');
     assert.equal(attempts(), 0);
+  });
+});
+
+describe('decision deadlines', () => {
+  it('an upstream step that starts late still leaves the offline rules their turn (allow_offline is allowed, not unknown)', async (t) => {
+    const authority = await startAuthority(() => ({ hang: true }));
+    t.after(authority.close);
+    let decision: Record<string, unknown> | null = null;
+    const pool: TaskRunner = {
+      run: async (task, { name }) => {
+        const tk = task as { items: Array<{ id: string; driver_token: string }> };
+        if (name === 'decide') {
+          return tk.items.map((i) => ({
+            id: i.id, status: 'unknown', reason: 'referred', source: 'upstream', latency_ms: 0,
+            referral: { token_hash: hashToken(i.driver_token), station: 's', offline: 'allow_offline', listed: true },
+          }));
+        }
+        if (name === 'authorize') {
+          // The thread is busy elsewhere for half the decision's time before it starts.
+          await new Promise((r) => setTimeout(r, 200));
+          return authorize(task as AuthorizeTask);
+        }
+        return ok200(tk as never);
+      },
+    };
+    const { dispatcher, get } = setup(t, pool, { AUTHORIZER_URL: authority.url(), AUTHORIZATION_TIMEOUT_MS: '400' }, {
+      decided: (d) => (decision = d as unknown as Record<string, unknown>),
+      attempted: () => undefined,
+    });
+    dispatcher.start();
+    await waitFor(() => get().state === 'delivered', { what: 'delivery' });
+    assert.equal(`${get().decision_status}/${get().decision_reason}/${get().decision_source}`, 'allowed/allow_offline/offline_rule');
+    assert.match(String(decision!.upstream_error), /timeout/);
   });
 });
 

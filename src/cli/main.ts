@@ -8,6 +8,7 @@ import { serve } from '../serve.ts';
 import { aclAdd, aclImport, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
 import { addAclCommands } from './aclcommands.ts';
 import { checkGroupName } from './groups.ts';
+import { receivers } from './receivers.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
 import { collect, table, usageError } from './usage.ts';
@@ -238,6 +239,22 @@ export function buildProgram(io: CliIo, version: string): Command {
     .action((o: { json: boolean; db?: string }) => {
       const s = withDb(io, o.db, (db) => stats(db));
       io.out(o.json ? `${JSON.stringify(s)}\n` : `${formatStats(s)}\n`);
+    });
+
+  program
+    .command('receivers')
+    .description('per callback origin: deliveries in flight, queued, last status, consecutive failures, next attempt')
+    .option('--all', 'also receivers with nothing open and no failures', false)
+    .option('--json', 'JSON output for scripts', false)
+    .addOption(dbOption())
+    .action((o: { all: boolean; json: boolean; db?: string }) => {
+      const rows = withDb(io, o.db, (db) => receivers(db, { all: o.all }));
+      if (o.json) io.out(`${JSON.stringify(rows)}\n`);
+      else if (rows.length === 0) io.out('receivers: none in flight, queued or failing (--all lists every known one)\n');
+      else {
+        const cols = ['origin', 'in_flight', 'queued', 'last_status', 'consecutive_failures', 'next_attempt_at', 'last_delivered_at'];
+        io.out(`${table(rows as never, cols)}\n`);
+      }
     });
 
   for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands]) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startApp } from '../support/app.ts';
+import { cli } from '../support/cli.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 import { percentile, STATION } from './support/load.ts';
@@ -58,6 +59,16 @@ describe('delivery isolation per callback origin', () => {
     const waiting = s.app.db.prepare("SELECT COUNT(*) FROM charging_requests WHERE state = 'delivering' AND locked_at IS NULL").pluck().get() as number;
     assert.ok(waiting >= 1000 - perOrigin, `decided rows for the saturated origin wait in the table (${waiting})`);
     t.diagnostic(`healthy POST->callback with 1,000 hung: ${waited} ms; hung POSTs in flight ${hung.calls.length}`);
+    // The operator's view: which receiver is holding what.
+    const r = await cli(['receivers', '--json', '--db', s.config.dbPath]);
+    assert.equal(r.code, 0, r.err);
+    const rows = JSON.parse(r.out) as Array<{ origin: string; in_flight: number; queued: number }>;
+    const hungRow = rows.find((x) => x.origin === new URL(hung.url()).origin)!;
+    assert.equal(hungRow.in_flight, hung.calls.length);
+    assert.equal(hungRow.in_flight + hungRow.queued, 1000);
+    assert.equal(rows[0]!.origin, hungRow.origin, 'the busiest receiver first');
+    const text = await cli(['receivers', '--db', s.config.dbPath]);
+    assert.match(text.out, new RegExp(`${new URL(hung.url()).origin}\\s+${hungRow.in_flight}\\s+${hungRow.queued}`));
   });
 
   it('scenario: WORKERS=1 WORKER_CONCURRENCY=2, 7 hung then 1 healthy: one POST, one true attempt row', { timeout: 60_000 }, async (t) => {
@@ -101,6 +112,9 @@ describe('delivery isolation per callback origin', () => {
     const healthy = [await startReceiver(), await startReceiver(), await startReceiver()];
     for (const h of healthy) t.after(() => h.close());
 
+    // Warm the worker threads first: the figures below are about isolation, not start-up.
+    const warm = await submit(s, healthy[0]!.url('/warm'));
+    await waitFor(() => healthy[0]!.callsFor(warm.id).length === 1, { what: 'warm-up callback' });
     const sent: Array<{ id: string; at: number; rx: Receiver }> = [];
     const shedIds: string[] = [];
     const hungIds: string[] = [];
@@ -130,6 +144,10 @@ describe('delivery isolation per callback origin', () => {
     }
     assert.equal(countAttempts(s, hungIds), 0, 'no attempt row while the hung POSTs are in flight');
     assert.ok(hung.calls.length <= s.config.callbackMaxInFlightPerOrigin, `hung origin held at its bound (${hung.calls.length})`);
+    const r = await cli(['receivers', '--json', '--all', '--db', s.config.dbPath]);
+    const rows = JSON.parse(r.out) as Array<{ origin: string; last_status: string; consecutive_failures: number; attempts: number; delivered: number }>;
+    const shed = rows.find((x) => x.origin === new URL(shedding.url()).origin)!;
+    assert.deepEqual([shed.last_status, shed.consecutive_failures, shed.attempts, shed.delivered], ['200', 0, shedIds.length * 3, shedIds.length]);
     t.diagnostic(`healthy POST->callback with a hung and a shedding origin: p50 ${percentile(waits, 50)} ms, p99 ${percentile(waits, 99)} ms, n=${waits.length}`);
   });
 });

@@ -211,7 +211,7 @@ describe('dispatcher invariants', () => {
       console.log(db.prepare("SELECT state, attempts, claim_count, locked_at, due_at - strftime('%s','now')*1000 AS due_in, decision_status, origin FROM charging_requests WHERE state IN ('queued','authorizing','delivering')").all(), dispatcher.probe());
       throw e;
     });
-    await waitFor(() => dispatcher.probe().inflight === 0, { what: 'nothing held' });
+    await waitFor(() => dispatcher.probe().inflight === 0 && dispatcher.probe().gates === 0, { what: 'nothing held, every task settled' });
     assert.deepEqual(dispatcher.probe(), { inflight: 0, doubleFinishes: 0, decisionSlots: 0, deliverySlots: 0, gates: 0 });
     assert.equal(depth.value, 0);
     depth.resync();

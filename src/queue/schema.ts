@@ -311,7 +311,12 @@ WITH open AS (
          SUM(state = 'delivering' AND locked_at IS NOT NULL) AS in_flight,
          SUM(NOT (state = 'delivering' AND locked_at IS NOT NULL)) AS queued,
          MIN(CASE WHEN state = 'delivering' AND locked_at IS NULL THEN due_at END) AS next_attempt
-  FROM charging_requests WHERE state IN ('queued','authorizing','delivering') GROUP BY origin),
+  FROM (SELECT origin, state, locked_at, due_at FROM charging_requests INDEXED BY charging_requests_undecided
+        WHERE state IN ('queued','authorizing')
+        UNION ALL
+        SELECT origin, state, locked_at, due_at FROM charging_requests INDEXED BY charging_requests_deliverable
+        WHERE state = 'delivering')
+  GROUP BY origin),
 keys AS (SELECT origin FROM open UNION SELECT origin FROM callback_origins)
 SELECT k.origin, COALESCE(o.in_flight, 0) AS in_flight, COALESCE(o.queued, 0) AS queued,
        c.last_status, COALESCE(c.consecutive_failures, 0) AS consecutive_failures,

@@ -138,7 +138,11 @@ export function createStore(db: Db) {
     WHERE state = 'delivering'`).pluck();
   const countFailed = db.prepare("SELECT COUNT(*) FROM charging_requests WHERE state = 'failed'").pluck();
 
-  const countOpen = db.prepare(`SELECT COUNT(*) AS n FROM charging_requests WHERE ${OPEN}`).pluck();
+  // Through the two lane indexes: a plain state filter would scan the whole table (every
+  // finished row kept for RETENTION_DAYS) on each resync.
+  const countOpen = db.prepare(`SELECT
+      (SELECT COUNT(*) FROM charging_requests INDEXED BY charging_requests_undecided WHERE state IN ('queued','authorizing'))
+    + (SELECT COUNT(*) FROM charging_requests INDEXED BY charging_requests_deliverable WHERE state = 'delivering')`).pluck();
   const nextUndecided = db.prepare("SELECT MIN(due_at) FROM charging_requests WHERE state IN ('queued','authorizing')").pluck();
   const nextDeliverable = db.prepare(`SELECT MIN(due_at) FROM charging_requests INDEXED BY charging_requests_deliverable
     WHERE state = 'delivering' AND origin NOT IN (SELECT value FROM json_each(?))`).pluck();

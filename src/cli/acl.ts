@@ -1,9 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { parse } from 'csv-parse/sync';
 import { hashToken, maskToken } from '../core/token.ts';
 import { TOKEN_RE, UUID_RE } from '../core/validate.ts';
 import type { Db } from '../queue/db.ts';
-import { checkGroupName } from './groups.ts';
 import { usageError } from './usage.ts';
 
 // ACL administration (SPEC §5). Every command is one transaction, so the running service
@@ -44,33 +41,54 @@ export function checkExpiry(value: string, what = 'expiry'): string {
   return new Date(at).toISOString();
 }
 
-function upsert(db: Db, e: AclEntry): void {
-  const group = e.group ?? null;
-  if (group !== null && !db.prepare('SELECT 1 FROM acl_groups WHERE name = ?').get(group)) {
-    throw usageError(`no such group ${JSON.stringify(group)}: create it with "acl group add"`);
-  }
-  db.prepare(`INSERT INTO acl (token, blocked, expires_at, note, group_name, valid_from, allow_offline)
+/**
+ * The ACL writes, their statements prepared once: an import of 100k rows used to prepare
+ * four per row inside its transaction, holding the write lock for seconds and native
+ * memory (each statement's) until collected. The caller opens the transaction.
+ */
+export function createAclWriter(db: Db) {
+  const groupExists = db.prepare('SELECT 1 FROM acl_groups WHERE name = ?').pluck();
+  const putEntry = db.prepare(`INSERT INTO acl (token, blocked, expires_at, note, group_name, valid_from, allow_offline)
     VALUES (@token, @blocked, @expires_at, @note, @group_name, @valid_from, @allow_offline)
     ON CONFLICT (token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
       note = excluded.note, group_name = excluded.group_name, valid_from = excluded.valid_from,
-      allow_offline = excluded.allow_offline, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`).run({
-    token: e.token,
-    blocked: e.blocked ? 1 : 0,
-    expires_at: e.expires_at,
-    note: e.note,
-    group_name: group,
-    valid_from: e.valid_from ?? null,
-    allow_offline: e.allow_offline ? 1 : 0,
-  });
-  db.prepare('DELETE FROM acl_stations WHERE token = ?').run(e.token);
-  const add = db.prepare('INSERT OR IGNORE INTO acl_stations (token, station_id) VALUES (?, ?)');
-  for (const s of e.stations) add.run(e.token, s);
-  // The card is known now: it leaves the unknown-token list.
-  db.prepare('DELETE FROM unknown_tokens WHERE token_hash = ?').run(hashToken(e.token));
+      allow_offline = excluded.allow_offline, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`);
+  const clearStations = db.prepare('DELETE FROM acl_stations WHERE token = ?');
+  const addStation = db.prepare('INSERT OR IGNORE INTO acl_stations (token, station_id) VALUES (?, ?)');
+  const forgetUnknown = db.prepare('DELETE FROM unknown_tokens WHERE token_hash = ?');
+  const removeEntry = db.prepare('DELETE FROM acl WHERE token = ?');
+
+  return {
+    /** Adds or replaces an entry with its station scope; `tokenHash` when already computed. */
+    upsert(e: AclEntry, tokenHash = hashToken(e.token)): void {
+      const group = e.group ?? null;
+      if (group !== null && !groupExists.get(group)) {
+        throw usageError(`no such group ${JSON.stringify(group)}: create it with "acl group add"`);
+      }
+      putEntry.run({
+        token: e.token,
+        blocked: e.blocked ? 1 : 0,
+        expires_at: e.expires_at,
+        note: e.note,
+        group_name: group,
+        valid_from: e.valid_from ?? null,
+        allow_offline: e.allow_offline ? 1 : 0,
+      });
+      clearStations.run(e.token);
+      for (const st of e.stations) addStation.run(e.token, st);
+      // The card is known now: it leaves the unknown-token list.
+      forgetUnknown.run(tokenHash);
+    },
+    /** Removes an entry (its stations go with it); false when there was none. */
+    remove(token: string): boolean {
+      return removeEntry.run(token).changes > 0;
+    },
+  };
 }
 
 export function aclAdd(db: Db, e: AclEntry): void {
-  db.transaction(() => upsert(db, e)).immediate();
+  const writer = createAclWriter(db);
+  db.transaction(() => writer.upsert(e)).immediate();
 }
 
 export function aclRemove(db: Db, token: string): boolean {
@@ -101,54 +119,6 @@ export function aclList(db: Db, full = false): AclListRow[] {
   }));
 }
 
-const TRUE = new Set(['1', 'true', 'yes', 'y', 'blocked']);
-const FALSE = new Set(['', '0', 'false', 'no', 'n']);
-
-function flag(rec: Record<string, string>, column: string): boolean {
-  const raw = (rec[column] ?? '').toLowerCase();
-  if (!TRUE.has(raw) && !FALSE.has(raw)) throw usageError(`${column} must be true or false, got ${JSON.stringify(rec[column])}`);
-  return TRUE.has(raw);
-}
-
-/**
- * Parses an ACL CSV: a header row naming `token` and optionally `stations` (separated by
- * `;` or spaces; empty = every station), `expires_at`, `blocked`, `note`, `group`,
- * `valid_from`, `allow_offline`, and `remove` (differential updates: true removes the
- * token, OCPP's entry without IdTagInfo). A bad row names its line and nothing is imported.
- */
-export function parseAclCsv(text: string): AclRecord[] {
-  let records: Array<Record<string, string>>;
-  try {
-    records = parse(text, { columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
-  } catch (err) {
-    throw usageError(`cannot read CSV: ${(err as Error).message}`);
-  }
-  const known = new Set(['token', 'stations', 'expires_at', 'blocked', 'note', 'group', 'valid_from', 'allow_offline', 'remove']);
-  const entries: AclRecord[] = [];
-  records.forEach((rec, i) => {
-    const line = i + 2;
-    for (const k of Object.keys(rec)) if (!known.has(k)) throw usageError(`CSV column "${k}" is unknown (expected ${[...known].join(', ')})`);
-    try {
-      if (rec.token === undefined) throw usageError('missing token column');
-      entries.push({
-        line,
-        token: checkToken(rec.token),
-        stations: (rec.stations ?? '').split(/[;\s]+/).filter(Boolean).map(checkStation),
-        expires_at: rec.expires_at ? checkExpiry(rec.expires_at) : null,
-        blocked: flag(rec, 'blocked'),
-        note: rec.note ? rec.note : null,
-        group: rec.group ? checkGroupName(rec.group) : null,
-        valid_from: rec.valid_from ? checkExpiry(rec.valid_from, 'valid_from') : null,
-        allow_offline: flag(rec, 'allow_offline'),
-        remove: flag(rec, 'remove'),
-      });
-    } catch (err) {
-      throw usageError(`CSV line ${line}: ${(err as Error).message}`);
-    }
-  });
-  return entries;
-}
-
 export interface ImportOptions {
   /** Full update: every entry not in the file is removed. Otherwise differential. */
   replace: boolean;
@@ -175,24 +145,22 @@ export function checkListVersion(raw: string): number {
 }
 
 /**
- * Imports a CSV in one transaction: a full update (`replace`) or a differential one.
- * With a list version, the OCPP SendLocalList rule applies: a differential update must
- * carry a higher version than the list has, a full update at least the same (re-sending
- * the same full list is harmless); an older one is refused and nothing changes.
+ * Imports the records of a CSV (readAclCsv) in one transaction: a full update (`replace`)
+ * or a differential one. With a list version, the OCPP SendLocalList rule applies: a
+ * differential update must carry a higher version than the list has, a full update at
+ * least the same (re-sending the same full list is harmless); an older one is refused and
+ * nothing changes.
  */
-export function aclImport(db: Db, file: string, opts: ImportOptions): { imported: number; removed: number; version: number | null } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const records = parseAclCsv(text);
+export function aclImport(db: Db, records: AclRecord[], opts: ImportOptions): { imported: number; removed: number; version: number | null } {
   const drop = records.filter((r) => r.remove);
   if (opts.replace && drop.length > 0) throw usageError(`CSV line ${drop[0]!.line}: remove rows belong to a differential update, not --replace`);
   const entries = records.filter((r) => !r.remove);
   const version = opts.listVersion ?? null;
   let removed = 0;
+  const writer = createAclWriter(db);
+  // Computed before the transaction: the write lock is held for the writes alone.
+  const hashes = entries.map((e) => hashToken(e.token));
+  const keep = opts.replace ? JSON.stringify(entries.map((e) => e.token)) : null;
   db.transaction(() => {
     if (version !== null) {
       const current = listVersion(db).version;
@@ -202,14 +170,14 @@ export function aclImport(db: Db, file: string, opts: ImportOptions): { imported
         );
       }
     }
-    if (opts.replace) {
-      const keep = JSON.stringify(entries.map((e) => e.token));
+    if (keep !== null) {
       removed = db.prepare('DELETE FROM acl WHERE token NOT IN (SELECT value FROM json_each(?))').run(keep).changes;
     }
-    for (const r of drop) removed += aclRemove(db, r.token) ? 1 : 0;
-    for (const e of entries) {
+    for (const r of drop) removed += writer.remove(r.token) ? 1 : 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       try {
-        upsert(db, e);
+        writer.upsert(e, hashes[i]);
       } catch (err) {
         throw usageError(`CSV line ${e.line}: ${(err as Error).message}`);
       }

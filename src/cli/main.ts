@@ -7,6 +7,7 @@ import { runtimePaths } from '../runtime.ts';
 import { serve } from '../serve.ts';
 import { aclAdd, aclImport, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
 import { addAclCommands } from './aclcommands.ts';
+import { readAclCsv } from './aclcsv.ts';
 import { checkGroupName } from './groups.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
@@ -121,10 +122,11 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--differential', 'differential update (the default): add, replace, and remove rows marked remove', false)
     .option('--list-version <n>', 'the list version this update brings; an older one is refused (OCPP SendLocalList)')
     .addOption(dbOption())
-    .action((file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
+    .action(async (file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
       if (o.replace && o.differential) throw usageError('give --replace or --differential, not both');
       const listVersion = o.listVersion === undefined ? null : checkListVersion(o.listVersion);
-      const r = withDb(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion }));
+      const records = await readAclCsv(file);
+      const r = withDb(io, o.db, (db) => aclImport(db, records, { replace: o.replace, listVersion }));
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
   const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn) => withDb(io, dbFlag, fn), dbOption });

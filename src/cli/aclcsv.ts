@@ -4,10 +4,9 @@ import { checkExpiry, checkStation, checkToken, type AclRecord } from './acl.ts'
 import { checkGroupName } from './groups.ts';
 import { usageError } from './usage.ts';
 
-// Reading an ACL CSV for `acl import`. Streamed: only the validated entries are kept, not
-// the file's text and every raw record besides (a 100k-row file is parsed in ~64 KiB
-// chunks). All of it is read and checked before the import's transaction begins, so a bad
-// row changes nothing and the write lock is held for the writes alone.
+// Reading an ACL CSV for `acl import`, streamed: each row is checked and handed on as it
+// is parsed (a 100k-row file is read in 64 KiB chunks), so neither the file's text nor its
+// rows are ever all in memory.
 
 const COLUMNS = ['token', 'stations', 'expires_at', 'blocked', 'note', 'group', 'valid_from', 'allow_offline', 'remove'];
 const KNOWN = new Set(COLUMNS);
@@ -41,9 +40,10 @@ function toRecord(rec: Record<string, string>, line: number): AclRecord {
  * Reads an ACL CSV: a header row naming `token` and optionally `stations` (separated by
  * `;` or spaces; empty = every station), `expires_at`, `blocked`, `note`, `group`,
  * `valid_from`, `allow_offline`, and `remove` (differential updates: true removes the
- * token, OCPP's entry without IdTagInfo). A bad row names its line and nothing is imported.
+ * token, OCPP's entry without IdTagInfo). Each row goes to `onRecord` once checked; a bad
+ * row stops the read with a usage error naming its line. Resolves to the number of rows.
  */
-export async function readAclCsv(file: string): Promise<AclRecord[]> {
+export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void): Promise<number> {
   let handle;
   try {
     handle = await open(file, 'r');
@@ -54,23 +54,30 @@ export async function readAclCsv(file: string): Promise<AclRecord[]> {
   const input = handle.createReadStream();
   input.on('error', (err) => parser.destroy(usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
   input.pipe(parser);
-  const entries: AclRecord[] = [];
+  let rows = 0;
+  // What onRecord throws (a staging write) is passed on as it is, not as a CSV error.
+  let inCallback = false;
   try {
     for await (const rec of parser as AsyncIterable<Record<string, string>>) {
-      const line = entries.length + 2;
+      const line = rows + 2;
       // Every record has the header's keys: checking the first checks the header.
-      if (entries.length === 0) for (const k of Object.keys(rec)) if (!KNOWN.has(k)) throw usageError(`CSV column "${k}" is unknown (expected ${COLUMNS.join(', ')})`);
+      if (rows === 0) for (const k of Object.keys(rec)) if (!KNOWN.has(k)) throw usageError(`CSV column "${k}" is unknown (expected ${COLUMNS.join(', ')})`);
+      let record: AclRecord;
       try {
-        entries.push(toRecord(rec, line));
+        record = toRecord(rec, line);
       } catch (err) {
         throw usageError(`CSV line ${line}: ${(err as Error).message}`);
       }
+      inCallback = true;
+      onRecord(record);
+      inCallback = false;
+      rows++;
     }
   } catch (err) {
-    if ((err as { code?: string }).code === 'CG_ERR_USAGE') throw err;
+    if (inCallback || (err as { code?: string }).code === 'CG_ERR_USAGE') throw err;
     throw usageError(`cannot read CSV: ${(err as Error).message}`);
   } finally {
     input.destroy();
   }
-  return entries;
+  return rows;
 }

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { Agent, request } from 'undici';
+import { errorCode, isTimeout } from '../src/core/httperror.ts';
 import { REFUSED_BY_POLICY, parseRetryAfter } from '../src/core/retry.ts';
 import type { DeliverTask, DeliverItem, DeliveryResult } from '../src/core/types.ts';
 import { checkAddress, checkHost, compilePolicy, type UrlPolicy } from '../src/core/urlpolicy.ts';
@@ -51,12 +52,14 @@ const agent = new Agent({
   connect: { lookup: guardedLookup as never },
 });
 
-function errorOf(err: unknown): { code: string; detail: string | null } {
-  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+/** An attempt's error as recorded: every deadline is `timeout` (the undici code, if any, as detail). */
+export function errorOf(err: unknown): { code: string; detail: string | null } {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e?.code === POLICY_ERROR) return { code: REFUSED_BY_POLICY, detail: e.message ?? null };
   if (e?.cause?.code === POLICY_ERROR) return { code: REFUSED_BY_POLICY, detail: e.cause.message ?? null };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return { code: 'timeout', detail: null };
-  return { code: e?.code ?? e?.cause?.code ?? e?.name ?? 'error', detail: null };
+  const code = errorCode(err);
+  if (isTimeout(err)) return { code: 'timeout', detail: code === 'timeout' ? null : code };
+  return { code, detail: null };
 }
 
 export async function post(item: DeliverItem, timeoutMs: number): Promise<DeliveryResult> {

@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { Agent, request } from 'undici';
 import { errorCode, isTimeout } from '../src/core/httperror.ts';
+import { KEEP_ALIVE } from '../src/core/keepalive.ts';
 import { REFUSED_BY_POLICY, parseRetryAfter } from '../src/core/retry.ts';
 import type { DeliverTask, DeliverItem, DeliveryResult } from '../src/core/types.ts';
 import { checkAddress, checkHost, compilePolicy, type UrlPolicy } from '../src/core/urlpolicy.ts';
@@ -47,8 +48,8 @@ function guardedLookup(hostname: string, options: LookupOptions, callback: Looku
 const agent = new Agent({
   // Bounded per origin so one slow receiver cannot hold every socket of the thread.
   connections: 64,
-  keepAliveTimeout: 10_000,
-  keepAliveMaxTimeout: 60_000,
+  // Idle sockets retired before the receiver closes them (why: src/core/keepalive.ts).
+  ...KEEP_ALIVE,
   connect: { lookup: guardedLookup as never },
 });
 

@@ -1,5 +1,6 @@
 import { Agent, request } from 'undici';
 import { errorCode, isTimeout } from '../../src/core/httperror.ts';
+import { KEEP_ALIVE } from '../../src/core/keepalive.ts';
 import { failed, type HttpAnswer, type Lookup } from './answer.ts';
 
 // The upstream POST, with undici (as workers/deliver.ts). One Agent per thread keeps
@@ -9,7 +10,8 @@ import { failed, type HttpAnswer, type Lookup } from './answer.ts';
 /** Authorization answers are small; a body past this is not read and counts as unparseable. */
 const MAX_BODY_BYTES = 64 * 1024;
 
-const agent = new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
+// Idle sockets retired before the authority closes them (why: src/core/keepalive.ts).
+const agent = new Agent({ ...KEEP_ALIVE });
 
 export interface HttpCall {
   url: string;

@@ -15,7 +15,9 @@ const FALSE = new Set(['', '0', 'false', 'no', 'n']);
 
 function flag(rec: Record<string, string>, column: string): boolean {
   const raw = (rec[column] ?? '').toLowerCase();
-  if (!TRUE.has(raw) && !FALSE.has(raw)) throw usageError(`${column} must be true or false, got ${JSON.stringify(rec[column])}`);
+  if (!TRUE.has(raw) && !FALSE.has(raw)) {
+    throw usageError(`${column} must be true or false, got ${JSON.stringify(rec[column])}`);
+  }
   return TRUE.has(raw);
 }
 
@@ -50,9 +52,16 @@ export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void)
   } catch (err) {
     throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const parser = parse({ columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
+  const parser = parse({
+    columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()),
+    skip_empty_lines: true,
+    trim: true,
+    bom: true,
+  });
   const input = handle.createReadStream();
-  input.on('error', (err) => parser.destroy(usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+  input.on('error', (err: NodeJS.ErrnoException) => {
+    parser.destroy(usageError(`cannot read ${file}: ${err.code ?? err.message}`));
+  });
   input.pipe(parser);
   let rows = 0;
   // What onRecord throws (a staging write) is passed on as it is, not as a CSV error.
@@ -61,7 +70,11 @@ export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void)
     for await (const rec of parser as AsyncIterable<Record<string, string>>) {
       const line = rows + 2;
       // Every record has the header's keys: checking the first checks the header.
-      if (rows === 0) for (const k of Object.keys(rec)) if (!KNOWN.has(k)) throw usageError(`CSV column "${k}" is unknown (expected ${COLUMNS.join(', ')})`);
+      if (rows === 0) {
+        for (const k of Object.keys(rec)) {
+          if (!KNOWN.has(k)) throw usageError(`CSV column "${k}" is unknown (expected ${COLUMNS.join(', ')})`);
+        }
+      }
       let record: AclRecord;
       try {
         record = toRecord(rec, line);

@@ -21,7 +21,11 @@ export interface ImportOptions {
  * carry a higher version than the list has, a full update at least the same (re-sending
  * the same full list is harmless); an older one is refused and nothing changes.
  */
-export async function aclImport(db: Db, file: string, opts: ImportOptions): Promise<{ imported: number; removed: number; version: number | null }> {
+export async function aclImport(
+  db: Db,
+  file: string,
+  opts: ImportOptions,
+): Promise<{ imported: number; removed: number; version: number | null }> {
   const stage = createAclStage(db);
   try {
     let imported = 0;
@@ -33,7 +37,9 @@ export async function aclImport(db: Db, file: string, opts: ImportOptions): Prom
       } else if (opts.replace) firstRemoveLine ??= r.line;
       else stage.remove(r.token);
     });
-    if (firstRemoveLine !== null) throw usageError(`CSV line ${firstRemoveLine}: remove rows belong to a differential update, not --replace`);
+    if (firstRemoveLine !== null) {
+      throw usageError(`CSV line ${firstRemoveLine}: remove rows belong to a differential update, not --replace`);
+    }
     stage.flush();
 
     const version = opts.listVersion ?? null;
@@ -42,17 +48,18 @@ export async function aclImport(db: Db, file: string, opts: ImportOptions): Prom
       if (version !== null) {
         const current = listVersion(db).version;
         if (opts.replace ? version < current : version <= current) {
-          throw new Error(
-            `list version ${version} refused: the list is at version ${current}; a ${opts.replace ? 'full update needs at least that' : 'differential update needs a higher one'}`,
-          );
+          const needs = opts.replace ? 'full update needs at least that' : 'differential update needs a higher one';
+          throw new Error(`list version ${version} refused: the list is at version ${current}; a ${needs}`);
         }
       }
       const missing = stage.missingGroup();
       if (missing) throw usageError(`CSV line ${missing.line}: ${noSuchGroup(missing.group)}`);
       removed = stage.apply({ replace: opts.replace });
       if (version !== null) {
-        db.prepare(`INSERT INTO acl_list_version (id, version, update_type, updated_at) VALUES (1, @version, @type, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-          ON CONFLICT (id) DO UPDATE SET version = excluded.version, update_type = excluded.update_type, updated_at = excluded.updated_at`).run({
+        db.prepare(`INSERT INTO acl_list_version (id, version, update_type, updated_at)
+            VALUES (1, @version, @type, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+          ON CONFLICT (id) DO UPDATE SET version = excluded.version, update_type = excluded.update_type,
+            updated_at = excluded.updated_at`).run({
           version,
           type: opts.replace ? 'full' : 'differential',
         });

@@ -24,7 +24,11 @@ CREATE TEMP TABLE IF NOT EXISTS acl_stage (
   valid_from    TEXT,
   allow_offline INTEGER NOT NULL
 );
-CREATE TEMP TABLE IF NOT EXISTS acl_stage_stations (token TEXT NOT NULL, station_id TEXT NOT NULL, PRIMARY KEY (token, station_id)) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS acl_stage_stations (
+  token      TEXT NOT NULL,
+  station_id TEXT NOT NULL,
+  PRIMARY KEY (token, station_id)
+) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS acl_stage_removals (token TEXT PRIMARY KEY) WITHOUT ROWID;
 DELETE FROM temp.acl_stage; DELETE FROM temp.acl_stage_stations; DELETE FROM temp.acl_stage_removals;`;
 
@@ -50,10 +54,12 @@ export interface AclStage {
 
 export function createAclStage(db: Db): AclStage {
   db.exec(STAGING_TABLES);
-  const stagePut = db.prepare(`INSERT INTO temp.acl_stage (token, line, token_hash, blocked, expires_at, note, group_name, valid_from, allow_offline)
+  const stagePut = db.prepare(`INSERT INTO temp.acl_stage
+      (token, line, token_hash, blocked, expires_at, note, group_name, valid_from, allow_offline)
     VALUES (@token, @line, @token_hash, @blocked, @expires_at, @note, @group_name, @valid_from, @allow_offline)
-    ON CONFLICT (token) DO UPDATE SET line = excluded.line, blocked = excluded.blocked, expires_at = excluded.expires_at, note = excluded.note,
-      group_name = excluded.group_name, valid_from = excluded.valid_from, allow_offline = excluded.allow_offline`);
+    ON CONFLICT (token) DO UPDATE SET line = excluded.line, blocked = excluded.blocked,
+      expires_at = excluded.expires_at, note = excluded.note, group_name = excluded.group_name,
+      valid_from = excluded.valid_from, allow_offline = excluded.allow_offline`);
   const stageClearStations = db.prepare('DELETE FROM temp.acl_stage_stations WHERE token = ?');
   const stageStation = db.prepare('INSERT OR IGNORE INTO temp.acl_stage_stations (token, station_id) VALUES (?, ?)');
   const stageRemoval = db.prepare('INSERT OR IGNORE INTO temp.acl_stage_removals (token) VALUES (?)');
@@ -61,17 +67,21 @@ export function createAclStage(db: Db): AclStage {
   const firstMissingGroup = db.prepare(`SELECT line, group_name AS "group" FROM temp.acl_stage
     WHERE group_name IS NOT NULL AND group_name NOT IN (SELECT name FROM acl_groups) ORDER BY line LIMIT 1`);
   const removeUnlisted = db.prepare('DELETE FROM acl WHERE token NOT IN (SELECT token FROM temp.acl_stage)');
-  const removeListed = db.prepare('DELETE FROM acl WHERE token IN (SELECT token FROM temp.acl_stage_removals)');
+  const removeListed = db.prepare(
+    'DELETE FROM acl WHERE token IN (SELECT token FROM temp.acl_stage_removals)');
   // `WHERE true`: SQLite's parser needs it before ON CONFLICT in an INSERT … SELECT.
-  const upsertEntries = db.prepare(`INSERT INTO acl (token, blocked, expires_at, note, group_name, valid_from, allow_offline)
+  const upsertEntries = db.prepare(`INSERT INTO acl
+      (token, blocked, expires_at, note, group_name, valid_from, allow_offline)
     SELECT token, blocked, expires_at, note, group_name, valid_from, allow_offline FROM temp.acl_stage WHERE true
     ON CONFLICT (token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
       note = excluded.note, group_name = excluded.group_name, valid_from = excluded.valid_from,
       allow_offline = excluded.allow_offline, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`);
   const clearStations = db.prepare('DELETE FROM acl_stations WHERE token IN (SELECT token FROM temp.acl_stage)');
-  const addStations = db.prepare('INSERT OR IGNORE INTO acl_stations (token, station_id) SELECT token, station_id FROM temp.acl_stage_stations');
+  const addStations = db.prepare(
+    'INSERT OR IGNORE INTO acl_stations (token, station_id) SELECT token, station_id FROM temp.acl_stage_stations');
   // The cards are known now: they leave the unknown-token list.
-  const forgetUnknown = db.prepare('DELETE FROM unknown_tokens WHERE token_hash IN (SELECT token_hash FROM temp.acl_stage)');
+  const forgetUnknown = db.prepare(
+    'DELETE FROM unknown_tokens WHERE token_hash IN (SELECT token_hash FROM temp.acl_stage)');
 
   let pending: Pending[] = [];
   const write = db.transaction((batch: Pending[]) => {

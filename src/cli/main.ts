@@ -30,7 +30,11 @@ function dbPathOf(io: CliIo, dbFlag: string | undefined): string {
 }
 
 function openCliDb(io: CliIo, dbFlag: string | undefined): Db {
-  const db = openDb(dbPathOf(io, dbFlag), { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding: runtimePaths().nativeBinding, createDir: true });
+  const db = openDb(dbPathOf(io, dbFlag), {
+    busyTimeoutMs: CLI_BUSY_TIMEOUT_MS,
+    nativeBinding: runtimePaths().nativeBinding,
+    createDir: true,
+  });
   try {
     migrate(db);
   } catch (err) {

@@ -4,7 +4,12 @@
 // AbortSignal.timeout and the OS's connect timeout are all one class, `timeout`: with
 // equal deadlines they race, and which one fires first says nothing about the receiver.
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 
 interface ErrorLike {
   name?: string;

@@ -1,6 +1,8 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { Agent, request } from 'undici';
 import { enter } from '../src/core/gate.ts';
+import { errorCode, isTimeout } from '../src/core/httperror.ts';
+import { KEEP_ALIVE } from '../src/core/keepalive.ts';
 import { REFUSED_BY_POLICY, parseRetryAfter } from '../src/core/retry.ts';
 import type { DeliverTask, DeliverItem, DeliveryResult } from '../src/core/types.ts';
 import { checkAddress, checkHost, compilePolicy, type UrlPolicy } from '../src/core/urlpolicy.ts';
@@ -47,17 +49,19 @@ function guardedLookup(hostname: string, options: LookupOptions, callback: Looku
 const agent = new Agent({
   // Bounded per origin so one slow receiver cannot hold every socket of the thread.
   connections: 64,
-  keepAliveTimeout: 10_000,
-  keepAliveMaxTimeout: 60_000,
+  // Idle sockets retired before the receiver closes them (why: src/core/keepalive.ts).
+  ...KEEP_ALIVE,
   connect: { lookup: guardedLookup as never },
 });
 
-function errorOf(err: unknown): { code: string; detail: string | null } {
-  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+/** An attempt's error as recorded: every deadline is `timeout` (the undici code, if any, as detail). */
+export function errorOf(err: unknown): { code: string; detail: string | null } {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   if (e?.code === POLICY_ERROR) return { code: REFUSED_BY_POLICY, detail: e.message ?? null };
   if (e?.cause?.code === POLICY_ERROR) return { code: REFUSED_BY_POLICY, detail: e.cause.message ?? null };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return { code: 'timeout', detail: null };
-  return { code: e?.code ?? e?.cause?.code ?? e?.name ?? 'error', detail: null };
+  const code = errorCode(err);
+  if (isTimeout(err)) return { code: 'timeout', detail: code === 'timeout' ? null : code };
+  return { code, detail: null };
 }
 
 export async function post(item: DeliverItem, timeoutMs: number): Promise<DeliveryResult> {

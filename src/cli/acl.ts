@@ -1,9 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { parse } from 'csv-parse/sync';
-import { hashToken, maskToken } from '../core/token.ts';
+import { maskToken } from '../core/token.ts';
 import { TOKEN_RE, UUID_RE } from '../core/validate.ts';
 import type { Db } from '../queue/db.ts';
-import { checkGroupName } from './groups.ts';
+import { createAclStage } from './aclwrite.ts';
 import { usageError } from './usage.ts';
 
 // ACL administration (SPEC §5). Every command is one transaction, so the running service
@@ -44,34 +42,23 @@ export function checkExpiry(value: string, what = 'expiry'): string {
   return new Date(at).toISOString();
 }
 
-function upsert(db: Db, e: AclEntry): void {
-  const group = e.group ?? null;
-  if (group !== null && !db.prepare('SELECT 1 FROM acl_groups WHERE name = ?').get(group)) {
-    throw usageError(`no such group ${JSON.stringify(group)}: create it with "acl group add"`);
+/** Adds or replaces one entry (and drops it from the unknown-token list), in one transaction. */
+export function aclAdd(db: Db, e: AclEntry): void {
+  const stage = createAclStage(db);
+  try {
+    stage.put(e);
+    stage.flush();
+    db.transaction(() => {
+      const missing = stage.missingGroup();
+      if (missing) throw usageError(noSuchGroup(missing.group));
+      stage.apply({ replace: false });
+    }).immediate();
+  } finally {
+    stage.clear();
   }
-  db.prepare(`INSERT INTO acl (token, blocked, expires_at, note, group_name, valid_from, allow_offline)
-    VALUES (@token, @blocked, @expires_at, @note, @group_name, @valid_from, @allow_offline)
-    ON CONFLICT (token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
-      note = excluded.note, group_name = excluded.group_name, valid_from = excluded.valid_from,
-      allow_offline = excluded.allow_offline, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`).run({
-    token: e.token,
-    blocked: e.blocked ? 1 : 0,
-    expires_at: e.expires_at,
-    note: e.note,
-    group_name: group,
-    valid_from: e.valid_from ?? null,
-    allow_offline: e.allow_offline ? 1 : 0,
-  });
-  db.prepare('DELETE FROM acl_stations WHERE token = ?').run(e.token);
-  const add = db.prepare('INSERT OR IGNORE INTO acl_stations (token, station_id) VALUES (?, ?)');
-  for (const s of e.stations) add.run(e.token, s);
-  // The card is known now: it leaves the unknown-token list.
-  db.prepare('DELETE FROM unknown_tokens WHERE token_hash = ?').run(hashToken(e.token));
 }
 
-export function aclAdd(db: Db, e: AclEntry): void {
-  db.transaction(() => upsert(db, e)).immediate();
-}
+export const noSuchGroup = (group: string) => `no such group ${JSON.stringify(group)}: create it with "acl group add"`;
 
 export function aclRemove(db: Db, token: string): boolean {
   return db.prepare('DELETE FROM acl WHERE token = ?').run(token).changes > 0;
@@ -101,54 +88,6 @@ export function aclList(db: Db, full = false): AclListRow[] {
   }));
 }
 
-const TRUE = new Set(['1', 'true', 'yes', 'y', 'blocked']);
-const FALSE = new Set(['', '0', 'false', 'no', 'n']);
-
-function flag(rec: Record<string, string>, column: string): boolean {
-  const raw = (rec[column] ?? '').toLowerCase();
-  if (!TRUE.has(raw) && !FALSE.has(raw)) throw usageError(`${column} must be true or false, got ${JSON.stringify(rec[column])}`);
-  return TRUE.has(raw);
-}
-
-/**
- * Parses an ACL CSV: a header row naming `token` and optionally `stations` (separated by
- * `;` or spaces; empty = every station), `expires_at`, `blocked`, `note`, `group`,
- * `valid_from`, `allow_offline`, and `remove` (differential updates: true removes the
- * token, OCPP's entry without IdTagInfo). A bad row names its line and nothing is imported.
- */
-export function parseAclCsv(text: string): AclRecord[] {
-  let records: Array<Record<string, string>>;
-  try {
-    records = parse(text, { columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, trim: true, bom: true });
-  } catch (err) {
-    throw usageError(`cannot read CSV: ${(err as Error).message}`);
-  }
-  const known = new Set(['token', 'stations', 'expires_at', 'blocked', 'note', 'group', 'valid_from', 'allow_offline', 'remove']);
-  const entries: AclRecord[] = [];
-  records.forEach((rec, i) => {
-    const line = i + 2;
-    for (const k of Object.keys(rec)) if (!known.has(k)) throw usageError(`CSV column "${k}" is unknown (expected ${[...known].join(', ')})`);
-    try {
-      if (rec.token === undefined) throw usageError('missing token column');
-      entries.push({
-        line,
-        token: checkToken(rec.token),
-        stations: (rec.stations ?? '').split(/[;\s]+/).filter(Boolean).map(checkStation),
-        expires_at: rec.expires_at ? checkExpiry(rec.expires_at) : null,
-        blocked: flag(rec, 'blocked'),
-        note: rec.note ? rec.note : null,
-        group: rec.group ? checkGroupName(rec.group) : null,
-        valid_from: rec.valid_from ? checkExpiry(rec.valid_from, 'valid_from') : null,
-        allow_offline: flag(rec, 'allow_offline'),
-        remove: flag(rec, 'remove'),
-      });
-    } catch (err) {
-      throw usageError(`CSV line ${line}: ${(err as Error).message}`);
-    }
-  });
-  return entries;
-}
-
 export interface ImportOptions {
   /** Full update: every entry not in the file is removed. Otherwise differential. */
   replace: boolean;
@@ -172,57 +111,6 @@ export function checkListVersion(raw: string): number {
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < 1 || n > 2_147_483_647) throw usageError(`invalid list version ${JSON.stringify(raw)}: expected an integer from 1 to 2147483647`);
   return n;
-}
-
-/**
- * Imports a CSV in one transaction: a full update (`replace`) or a differential one.
- * With a list version, the OCPP SendLocalList rule applies: a differential update must
- * carry a higher version than the list has, a full update at least the same (re-sending
- * the same full list is harmless); an older one is refused and nothing changes.
- */
-export function aclImport(db: Db, file: string, opts: ImportOptions): { imported: number; removed: number; version: number | null } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const records = parseAclCsv(text);
-  const drop = records.filter((r) => r.remove);
-  if (opts.replace && drop.length > 0) throw usageError(`CSV line ${drop[0]!.line}: remove rows belong to a differential update, not --replace`);
-  const entries = records.filter((r) => !r.remove);
-  const version = opts.listVersion ?? null;
-  let removed = 0;
-  db.transaction(() => {
-    if (version !== null) {
-      const current = listVersion(db).version;
-      if (opts.replace ? version < current : version <= current) {
-        throw new Error(
-          `list version ${version} refused: the list is at version ${current}; a ${opts.replace ? 'full update needs at least that' : 'differential update needs a higher one'}`,
-        );
-      }
-    }
-    if (opts.replace) {
-      const keep = JSON.stringify(entries.map((e) => e.token));
-      removed = db.prepare('DELETE FROM acl WHERE token NOT IN (SELECT value FROM json_each(?))').run(keep).changes;
-    }
-    for (const r of drop) removed += aclRemove(db, r.token) ? 1 : 0;
-    for (const e of entries) {
-      try {
-        upsert(db, e);
-      } catch (err) {
-        throw usageError(`CSV line ${e.line}: ${(err as Error).message}`);
-      }
-    }
-    if (version !== null) {
-      db.prepare(`INSERT INTO acl_list_version (id, version, update_type, updated_at) VALUES (1, @version, @type, strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-        ON CONFLICT (id) DO UPDATE SET version = excluded.version, update_type = excluded.update_type, updated_at = excluded.updated_at`).run({
-        version,
-        type: opts.replace ? 'full' : 'differential',
-      });
-    }
-  }).immediate();
-  return { imported: entries.length, removed, version };
 }
 
 export interface EffectiveRow {

@@ -5,8 +5,9 @@ import { openDb, type Db } from '../queue/db.ts';
 import { migrate } from '../queue/migrate.ts';
 import { runtimePaths } from '../runtime.ts';
 import { serve } from '../serve.ts';
-import { aclAdd, aclImport, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
+import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
 import { addAclCommands } from './aclcommands.ts';
+import { aclImport } from './aclimport.ts';
 import { checkGroupName } from './groups.ts';
 import { receivers } from './receivers.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
@@ -29,12 +30,35 @@ function dbPathOf(io: CliIo, dbFlag: string | undefined): string {
   return dbFlag ?? (io.env.DB_PATH || DEFAULT_DB);
 }
 
-function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T): T {
-  const path = dbPathOf(io, dbFlag);
-  const db = openDb(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding: runtimePaths().nativeBinding, createDir: true });
+function openCliDb(io: CliIo, dbFlag: string | undefined): Db {
+  const db = openDb(dbPathOf(io, dbFlag), {
+    busyTimeoutMs: CLI_BUSY_TIMEOUT_MS,
+    nativeBinding: runtimePaths().nativeBinding,
+    createDir: true,
+  });
   try {
     migrate(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T): T {
+  const db = openCliDb(io, dbFlag);
+  try {
     return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** withDb for a command that awaits while it holds the database (acl import streams its file). */
+async function withDbAsync<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
+  const db = openCliDb(io, dbFlag);
+  try {
+    return await fn(db);
   } finally {
     db.close();
   }
@@ -122,10 +146,10 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--differential', 'differential update (the default): add, replace, and remove rows marked remove', false)
     .option('--list-version <n>', 'the list version this update brings; an older one is refused (OCPP SendLocalList)')
     .addOption(dbOption())
-    .action((file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
+    .action(async (file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
       if (o.replace && o.differential) throw usageError('give --replace or --differential, not both');
       const listVersion = o.listVersion === undefined ? null : checkListVersion(o.listVersion);
-      const r = withDb(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion }));
+      const r = await withDbAsync(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion }));
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
   const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn) => withDb(io, dbFlag, fn), dbOption });

@@ -1,7 +1,7 @@
 import Joi from 'joi';
 import type { SessionBody as Body } from '../core/types.ts';
 import { checkHost, compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
-import { TOKEN_RE as TOKEN, UUID_RE as UUID } from '../core/validate.ts';
+import { TOKEN_RE as TOKEN, URL_FORBIDDEN_CHAR_RE, UUID_RE as UUID } from '../core/validate.ts';
 
 // The accept contract of SPEC §1, one rule per field. Messages name the rule in words a
 // client developer can act on; every bad field is reported (abortEarly: false).
@@ -11,6 +11,8 @@ export const FIELDS = ['station_id', 'driver_token', 'callback_url'] as const;
 // UUID_RE: RFC 9562 text form, any version (v1 in the SPEC's example), any letter case.
 
 const callbackUrl = (policy: UrlPolicy) => (value: string, helpers: Joi.CustomHelpers): string | Joi.ErrorReport => {
+  // Before parsing: the parser would repair these (drop CR/LF/TAB, trim, encode) unseen.
+  if (URL_FORBIDDEN_CHAR_RE.test(value)) return helpers.error('url.characters');
   let u: URL;
   try {
     u = new URL(value);
@@ -41,6 +43,7 @@ export const createSessionSchema = (policy: UrlPolicy) => Joi.object({
   callback_url: Joi.string().required().max(2048).custom(callbackUrl(policy)).messages({
     'string.max': 'must be at most 2048 characters',
     'url.absolute': 'must be an absolute http: or https: URL',
+    'url.characters': 'must not contain spaces or control characters (percent-encode them: %20, %0D, %0A, %09)',
     'url.scheme': 'must use the http: or https: scheme',
     'url.userinfo': 'must not contain user information (user:password@)',
     'url.policy': 'is not an allowed callback target: {#reason}',

@@ -3,6 +3,10 @@ import type { Db } from './db.ts';
 // Group commit: every write of one event-loop turn (accepts, decisions, attempts, claims)
 // runs in one IMMEDIATE transaction and one fsync, so durability does not cost throughput
 // (one fsync per request caps the API at ~2.5k req/s here; one per turn at ~10k).
+// Each op runs in a savepoint of its own: an op that throws (a constraint, a bug) is
+// rolled back alone and fails only its own promise, so unrelated accepts of the same turn
+// still commit. What fails the transaction itself (COMMIT, or an error after which SQLite
+// rolled the whole transaction back) fails every op of the group.
 
 interface Op {
   fn: () => unknown;
@@ -22,11 +26,33 @@ export interface Committer {
 export function createCommitter(db: Db, opts: { onCommit?: (ops: number, ms: number) => void } = {}): Committer {
   let ops: Op[] = [];
   let scheduled = false;
+  // Per op of the group being committed: its return value, or what it threw (threw[i]).
+  // Reused from group to group: this is the hot path, nothing is allocated per op.
   const results: unknown[] = [];
+  const threw: boolean[] = [];
+  // Statements of our own rather than nested db.transaction(): a failing ROLLBACK TO must
+  // fail the group (the op's writes could otherwise survive), which the nested wrapper
+  // would report as the op's own error.
+  const savepoint = db.prepare('SAVEPOINT cg_op');
+  const release = db.prepare('RELEASE cg_op');
+  const rollbackTo = db.prepare('ROLLBACK TO cg_op');
 
   const txn = db.transaction((batch: Op[]) => {
-    results.length = 0;
-    for (const op of batch) results.push(op.fn());
+    for (let i = 0; i < batch.length; i++) {
+      savepoint.run();
+      try {
+        results[i] = batch[i]!.fn();
+        threw[i] = false;
+      } catch (err) {
+        // SQLITE_FULL, IOERR, NOMEM, … can roll back the whole transaction: the ops before
+        // this one are gone too, and the ones after must not run outside a transaction.
+        if (!db.inTransaction) throw err;
+        rollbackTo.run();
+        results[i] = err;
+        threw[i] = true;
+      }
+      release.run();
+    }
   });
 
   function flush(): void {
@@ -38,11 +64,17 @@ export function createCommitter(db: Db, opts: { onCommit?: (ops: number, ms: num
     try {
       txn.immediate(batch);
     } catch (err) {
+      results.length = 0;
       for (const op of batch) op.reject(err);
       return;
     }
     opts.onCommit?.(batch.length, performance.now() - t0);
-    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]);
+    for (let i = 0; i < batch.length; i++) {
+      if (threw[i]) batch[i]!.reject(results[i]);
+      else batch[i]!.resolve(results[i]);
+    }
+    // Not kept until the next group: a claim's rows can be large.
+    results.length = 0;
   }
 
   return {

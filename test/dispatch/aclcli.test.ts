@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { hashToken } from '../../src/core/token.ts';
 import { cli } from '../support/cli.ts';
 import { tempDir } from '../support/tmp.ts';
 
@@ -115,5 +117,67 @@ describe('acl import: full and differential updates with a list version', () => 
     }
     assert.deepEqual(((await json(['acl', 'list', '--full', '--db', db])) as Array<{ token: string }>).map((r) => r.token), [T1]);
     assert.equal((await json(['acl', 'list-version', '--db', db])).version, 0);
+  });
+});
+
+describe('acl import of a large file (streamed, staged, applied in one transaction)', () => {
+  it('imports 100,000 rows with their stations, groups and notes; a later row wins; a bad last row changes nothing', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'big.db');
+    const N = 100_000;
+    const tok = (i: number) => `bulk-card-${String(i).padStart(12, '0')}`;
+    await cli(['acl', 'group', 'add', 'fleet', '--db', db]);
+    await cli(['acl', 'add', T1, '--db', db]); // not in the file: kept by a differential import
+    // A sighting of a card the file brings: the import takes it off the unknown list.
+    const pre = new Database(db);
+    pre.prepare(`INSERT INTO unknown_tokens (token_hash, station_id, token_mask, seen_count, first_seen_at, last_seen_at, last_status, last_reason, last_request_id)
+      VALUES (?, ?, 'bulk…0042', 1, 1, 1, 'not_allowed', 'unknown_token', 'r')`).run(hashToken(tok(42)), S1);
+    pre.close();
+
+    const stationsOf = (i: number) => (i % 3 === 0 ? S1 : i % 3 === 1 ? `${S1};${S2}` : '');
+    const lines = ['token,stations,expires_at,blocked,note,group'];
+    for (let i = 0; i < N; i++) {
+      lines.push(`${tok(i)},${stationsOf(i)},${i % 5 === 0 ? '2030-01-01' : ''},${i % 7 === 0},"row ${i}, quoted",${i % 11 === 0 ? 'fleet' : ''}`);
+    }
+    lines.push(`${tok(5)},${S2},,true,replaced,`); // the same token again, later: this row wins
+    const big = join(dir, 'big.csv');
+    writeFileSync(big, lines.join('\n') + '\n');
+
+    const r = await cli(['acl', 'import', big, '--db', db]);
+    assert.equal(r.err, '');
+    assert.equal(r.out, `acl: imported ${N + 1}, removed 0\n`);
+
+    const check = new Database(db, { readonly: true });
+    t.after(() => check.close());
+    const count = (sql: string, ...args: unknown[]) => check.prepare(sql).pluck().get(...args) as number;
+    assert.equal(count('SELECT COUNT(*) FROM acl'), N + 1);
+    assert.equal(count("SELECT COUNT(*) FROM acl WHERE token LIKE 'bulk-card-%'"), N);
+    let stationRows = 0;
+    for (let i = 0; i < N; i++) if (i !== 5) stationRows += stationsOf(i) === '' ? 0 : stationsOf(i).split(';').length;
+    assert.equal(count("SELECT COUNT(*) FROM acl_stations WHERE token LIKE 'bulk-card-%'"), stationRows + 1);
+    assert.equal(count('SELECT COUNT(*) FROM acl WHERE group_name = ?', 'fleet'), Math.ceil(N / 11));
+    assert.equal(count('SELECT COUNT(*) FROM acl WHERE blocked = 1'), Math.ceil(N / 7) + (5 % 7 === 0 ? 0 : 1));
+    assert.equal(count('SELECT COUNT(*) FROM acl WHERE expires_at IS NOT NULL'), Math.ceil(N / 5) - 1);
+    const row = (i: number) => check.prepare('SELECT blocked, expires_at, note, group_name FROM acl WHERE token = ?').get(tok(i));
+    assert.deepEqual(row(5), { blocked: 1, expires_at: null, note: 'replaced', group_name: null });
+    assert.deepEqual(check.prepare('SELECT station_id FROM acl_stations WHERE token = ?').pluck().all(tok(5)), [S2]);
+    assert.deepEqual(row(N - 1), { blocked: (N - 1) % 7 === 0 ? 1 : 0, expires_at: null, note: `row ${N - 1}, quoted`, group_name: null });
+    assert.deepEqual(row(55), { blocked: 0, expires_at: '2030-01-01T00:00:00.000Z', note: 'row 55, quoted', group_name: 'fleet' });
+    assert.equal(count('SELECT COUNT(*) FROM unknown_tokens'), 0, 'an imported card leaves the unknown list');
+
+    // A second large file whose last row is bad: nothing of it is applied.
+    const bad = join(dir, 'bad.csv');
+    writeFileSync(bad, ['token', ...Array.from({ length: N }, (_, i) => `other-card-${String(i).padStart(12, '0')}`), 'short'].join('\n') + '\n');
+    const refused = await cli(['acl', 'import', bad, '--replace', '--db', db]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.err, new RegExp(`CSV line ${N + 2}: invalid token`));
+    assert.equal(count('SELECT COUNT(*) FROM acl'), N + 1);
+
+    // A full update with one row removes all the others, their stations with them.
+    const one = join(dir, 'one.csv');
+    writeFileSync(one, `token\n${T1}\n`);
+    assert.equal((await cli(['acl', 'import', one, '--replace', '--db', db])).out, `acl: imported 1, removed ${N}\n`);
+    assert.equal(count('SELECT COUNT(*) FROM acl'), 1);
+    assert.equal(count('SELECT COUNT(*) FROM acl_stations'), 0);
   });
 });

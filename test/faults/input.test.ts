@@ -91,6 +91,10 @@ const badUrl = fc.oneof(
     'http://169.254.169.254/latest/meta-data', 'http://[fe80::1]/cb', 'http://metadata.google.internal/x', 'http://0.0.0.0/cb', 'http://[::]/cb',
   ),
   fc.nat(3000).map((n) => `http://client.app/${'a'.repeat(2049 + n - 'http://client.app/'.length)}`),
+  // A control character or a space anywhere in a good URL: refused, never repaired (SPEC §2).
+  fc
+    .tuple(callbackUrl, fc.nat(), fc.constantFrom('\r', '\n', '\r\n', '\t', ' ', '\0', '\x1f', '\x7f', '\x85', '\x9f', '\u00a0', '\u2028', '\u3000'))
+    .map(([u, at, c]) => u.slice(0, at % (u.length + 1)) + c + u.slice(at % (u.length + 1))),
 );
 const badKey = fc.oneof(
   fc.string().filter((k) => !(FIELDS as readonly string[]).includes(k)),
@@ -142,6 +146,8 @@ function judge(bytes: Uint8Array): Record<string, string> | null {
   if (typeof o.station_id !== 'string' || !UUID_RE.test(o.station_id)) return null;
   if (typeof o.driver_token !== 'string' || !TOKEN_RE.test(o.driver_token)) return null;
   if (typeof o.callback_url !== 'string' || o.callback_url.length > 2048 || !o.callback_url.isWellFormed()) return null;
+  // No control character (C0, DEL, C1) and no space of any kind.
+  if (/[\u0000-\u0020\u007f-\u009f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/.test(o.callback_url)) return null;
   return o as Record<string, string>;
 }
 

@@ -301,6 +301,51 @@ describe('POST /api/v1/charging-session', () => {
       const res = await invalidFields(s, body({ callback_url: 'http://user:pw@client.app/' }), ['callback_url']);
       assert.match(res.errors[0]!.message, /user/);
     });
+
+    // SPEC §2: used exactly as given; text with control characters or spaces is refused,
+    // never repaired. The WHATWG parser would drop CR/LF/TAB anywhere, trim the ends and
+    // percent-encode the rest, so what is POSTed would not be what was stored.
+    const forbidden: Array<[string, string]> = [
+      ['CR', '\r'], ['LF', '\n'], ['CRLF', '\r\n'], ['TAB', '\t'], ['a space', ' '], ['NUL', '\0'], ['DEL', '\x7f'],
+      ['ESC', '\x1b'], ['C1 NEL', '\x85'], ['a no-break space', '\u00a0'], ['a line separator', '\u2028'],
+    ];
+    /** Where the character goes in http://127.0.0.1:PORT/cb/x?q=1#f. */
+    const positions: Array<[string, (u: string, c: string) => string]> = [
+      ['first', (u, c) => c + u],
+      ['in the scheme', (u, c) => u.replace('http', `ht${c}tp`)],
+      ['in the host', (u, c) => u.replace('127.0.0.1', `127.0.${c}0.1`)],
+      ['before the port', (u, c) => u.replace(/:(\d+)\//, `${c}:$1/`)],
+      ['in the path', (u, c) => u.replace('/cb/x', `/cb${c}/x`)],
+      ['in the query', (u, c) => u.replace('?q=1', `?q=${c}1`)],
+      ['in the fragment', (u, c) => u.replace('#f', `#f${c}f`)],
+      ['last', (u, c) => u + c],
+    ];
+    for (const [name, c] of forbidden) {
+      it(`rejects ${name} anywhere in the URL, naming the rule`, async () => {
+        const clean = receiver.url('/cb/x?q=1#f');
+        for (const [where, put] of positions) {
+          const url = put(clean, c);
+          assert.notEqual(url, clean, where);
+          const res = await invalidFields(s, body({ callback_url: url }), ['callback_url']);
+          assert.match(res.errors[0]!.message, /spaces or control characters/, `${name} ${where}: ${res.errors[0]!.message}`);
+        }
+      });
+    }
+
+    it('rejects the header-injection example instead of POSTing its repaired form', async () => {
+      const calls = receiver.calls.length;
+      await invalidFields(s, body({ callback_url: receiver.url('/x\r\nX-Injected: 1') }), ['callback_url']);
+      assert.equal(receiver.calls.length, calls);
+    });
+
+    it('accepts the same characters percent-encoded, stores them as sent and POSTs exactly that', async () => {
+      const u = receiver.url('/x%0D%0AX-Injected:%201?a=%09b%20c');
+      const rid = await accepted(s, body({ callback_url: u }));
+      assert.equal(s.app.db.prepare('SELECT callback_url FROM charging_requests WHERE id = ?').pluck().get(rid), u);
+      const call = await waitFor(() => receiver.callsFor(rid)[0], { what: 'the callback' });
+      assert.equal(call.path, '/x%0D%0AX-Injected:%201?a=%09b%20c');
+      assert.equal(call.headers['x-injected'], undefined);
+    });
   });
 
   describe('several problems in one request', () => {

@@ -77,20 +77,6 @@ describe('group commit', () => {
     t.after(() => reader.close());
     assert.equal((reader.prepare('SELECT COUNT(*) AS n FROM charging_requests').get() as { n: number }).n, 200);
   });
-
-  it('rejects every op of a failed transaction and keeps none of its writes', async (t) => {
-    const { db, store, committer } = setup(t);
-    const good = row(1);
-    const results = await Promise.allSettled([
-      committer.run(() => store.insert(good)),
-      committer.run(() => {
-        throw new Error('disk gone');
-      }),
-    ]);
-    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
-    assert.equal(store.countOpen(), 0);
-    assert.equal(db.inTransaction, false);
-  });
 });
 
 describe('claims and leases', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { post } from '../../workers/deliver.ts';
+import { Agent, errors, request } from 'undici';
+import { errorOf, post } from '../../workers/deliver.ts';
 import { startReceiver } from '../support/receiver.ts';
 
 const item = (url: string) => ({ id: 'req-1', url, body: '{"a":1}', headers: { 'webhook-id': 'req-1', 'webhook-timestamp': '1' } });
@@ -49,5 +50,38 @@ describe('callback POST (worker side, real receiver)', () => {
     const r = await post(item(url), 2000);
     assert.equal(r.http_status, null);
     assert.equal(r.error, 'ECONNREFUSED');
+  });
+
+  // Every deadline is one class, whichever fires first: undici's connect, headers and body
+  // timeouts race the attempt's AbortSignal (the same deadline), and /metrics counts
+  // `timeout` apart from network errors. The errors below are the ones undici really throws.
+  it('classes every kind of timeout as timeout, and network errors by their code', async (t) => {
+    const agent = new Agent();
+    t.after(() => agent.close());
+    const hanging = await startReceiver(() => undefined);
+    t.after(hanging.close);
+    const headersErr = await request(hanging.url(), { method: 'POST', body: '{}', dispatcher: agent, headersTimeout: 100 }).catch((e: unknown) => e);
+    assert.deepEqual(errorOf(headersErr), { code: 'timeout', detail: 'UND_ERR_HEADERS_TIMEOUT' });
+
+    const dripping = await startReceiver((_c, _n, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('x');
+    });
+    t.after(dripping.close);
+    const res = await request(dripping.url(), { method: 'POST', body: '{}', dispatcher: agent, bodyTimeout: 100 });
+    const bodyErr = await res.body.text().catch((e: unknown) => e);
+    assert.deepEqual(errorOf(bodyErr), { code: 'timeout', detail: 'UND_ERR_BODY_TIMEOUT' });
+
+    const signal = AbortSignal.timeout(50);
+    const abortErr = await request(hanging.url(), { method: 'POST', body: '{}', dispatcher: agent, signal }).catch((e: unknown) => e);
+    assert.deepEqual(errorOf(abortErr), { code: 'timeout', detail: null });
+
+    // A connect that never completes cannot be staged portably on loopback: undici's own error.
+    assert.deepEqual(errorOf(new errors.ConnectTimeoutError()), { code: 'timeout', detail: 'UND_ERR_CONNECT_TIMEOUT' });
+    assert.deepEqual(errorOf(Object.assign(new Error('connect ETIMEDOUT 10.0.0.1:80'), { code: 'ETIMEDOUT' })), { code: 'timeout', detail: 'ETIMEDOUT' });
+    assert.deepEqual(errorOf(new TypeError('fetch failed', { cause: new errors.HeadersTimeoutError() })), { code: 'timeout', detail: 'UND_ERR_HEADERS_TIMEOUT' });
+
+    assert.deepEqual(errorOf(new errors.SocketError('other side closed')), { code: 'UND_ERR_SOCKET', detail: null });
+    assert.deepEqual(errorOf(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), { code: 'ECONNRESET', detail: null });
   });
 });

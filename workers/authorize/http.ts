@@ -1,4 +1,6 @@
 import { Agent, request } from 'undici';
+import { errorCode, isTimeout } from '../../src/core/httperror.ts';
+import { KEEP_ALIVE } from '../../src/core/keepalive.ts';
 import { failed, type HttpAnswer, type Lookup } from './answer.ts';
 
 // The upstream POST, with undici (as workers/deliver.ts). One Agent per thread keeps
@@ -8,15 +10,8 @@ import { failed, type HttpAnswer, type Lookup } from './answer.ts';
 /** Authorization answers are small; a body past this is not read and counts as unparseable. */
 const MAX_BODY_BYTES = 64 * 1024;
 
-const agent = new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 });
-
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
-
-function errorCode(err: unknown): string {
-  const e = err as { name?: string; code?: string; cause?: { code?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'timeout';
-  return e?.code ?? e?.cause?.code ?? e?.name ?? 'error';
-}
+// Idle sockets retired before the authority closes them (why: src/core/keepalive.ts).
+const agent = new Agent({ ...KEEP_ALIVE });
 
 export interface HttpCall {
   url: string;
@@ -53,7 +48,7 @@ export async function post(call: HttpCall, budgetMs: number): Promise<HttpAnswer
     return { status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') };
   } catch (err) {
     const code = errorCode(err);
-    if (code === 'timeout' || TIMEOUT_CODES.has(code) || signal.aborted) return failed('timeout', code);
+    if (isTimeout(err) || signal.aborted) return failed('timeout', code);
     return failed('upstream_unreachable', code);
   }
 }

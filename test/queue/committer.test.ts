@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { createCommitter } from '../../src/queue/committer.ts';
+import { openDb } from '../../src/queue/db.ts';
+import { tempDir } from '../support/tmp.ts';
+
+// The group committer on a real SQLite file: one transaction per event-loop turn, each op
+// isolated in its own savepoint, the group failing as one only when the transaction does.
+
+function setup(t: { after: (fn: () => void) => void }) {
+  const path = join(tempDir(t), 'c.db');
+  const db = openDb(path, { busyTimeoutMs: 1000 });
+  t.after(() => db.close());
+  db.exec(`CREATE TABLE item (id TEXT PRIMARY KEY, note TEXT);
+    CREATE TABLE parent (id TEXT PRIMARY KEY);
+    CREATE TABLE child (id TEXT PRIMARY KEY, parent_id TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);`);
+  const insert = db.prepare('INSERT INTO item (id, note) VALUES (?, ?)');
+  // What another process (the sqlite3 CLI, a worker thread) sees on disk.
+  const reader = new Database(path, { readonly: true });
+  t.after(() => reader.close());
+  const ids = () => reader.prepare('SELECT id FROM item ORDER BY id').pluck().all();
+  let commits = 0;
+  const committer = createCommitter(db, { onCommit: () => commits++ });
+  return { db, insert, ids, committer, commits: () => commits };
+}
+
+describe('group commit isolation', () => {
+  it('an op that throws is undone alone; the other ops of its turn commit and resolve', async (t) => {
+    const { db, insert, ids, committer, commits } = setup(t);
+    const results = await Promise.allSettled([
+      committer.run(() => insert.run('a', 'first').changes),
+      committer.run(() => {
+        insert.run('b', 'partial write of a failing op');
+        insert.run('a', 'duplicate key'); // SQLITE_CONSTRAINT_PRIMARYKEY
+      }),
+      committer.run(() => {
+        insert.run('c', 'written, then a bug');
+        throw new Error('bug after a write');
+      }),
+      committer.run(() => insert.run('d', 'last') && 'value of d'),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    assert.equal((results[0] as PromiseFulfilledResult<number>).value, 1);
+    assert.equal((results[3] as PromiseFulfilledResult<string>).value, 'value of d');
+    assert.equal(((results[1] as PromiseRejectedResult).reason as { code: string }).code, 'SQLITE_CONSTRAINT_PRIMARYKEY');
+    assert.match(String((results[2] as PromiseRejectedResult).reason), /bug after a write/);
+    assert.deepEqual(ids(), ['a', 'd'], 'the failing ops left nothing behind');
+    assert.equal(commits(), 1, 'still one transaction for the turn');
+    assert.equal(db.inTransaction, false);
+  });
+
+  it('a failing COMMIT rejects every op of the group and keeps none of its writes', async (t) => {
+    const { db, insert, ids, committer } = setup(t);
+    const results = await Promise.allSettled([
+      committer.run(() => insert.run('a', 'good')),
+      // A deferred foreign key is checked at COMMIT only: the op succeeds, the commit fails.
+      committer.run(() => db.prepare("INSERT INTO child (id, parent_id) VALUES ('k', 'nobody')").run()),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    for (const r of results) assert.equal(((r as PromiseRejectedResult).reason as { code: string }).code, 'SQLITE_CONSTRAINT_FOREIGNKEY');
+    assert.deepEqual(ids(), []);
+    assert.equal(db.inTransaction, false);
+    // The next group is not affected.
+    await committer.run(() => insert.run('b', 'next turn'));
+    assert.deepEqual(ids(), ['b']);
+  });
+
+  it('when SQLite rolled the whole transaction back, the group fails and no later op runs outside it', async (t) => {
+    const { db, insert, ids, committer } = setup(t);
+    let laterRan = false;
+    const results = await Promise.allSettled([
+      committer.run(() => insert.run('a', 'rolled back with the transaction')),
+      committer.run(() => {
+        // What SQLITE_FULL or SQLITE_IOERR may do: the transaction is gone, then the error.
+        db.prepare('ROLLBACK').run();
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      }),
+      committer.run(() => {
+        laterRan = true;
+        return insert.run('c', 'would have been autocommitted');
+      }),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    for (const r of results) assert.equal(((r as PromiseRejectedResult).reason as { code: string }).code, 'SQLITE_FULL');
+    assert.equal(laterRan, false);
+    assert.deepEqual(ids(), []);
+    assert.equal(db.inTransaction, false);
+  });
+});

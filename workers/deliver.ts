@@ -5,6 +5,7 @@ import { errorCode, isTimeout } from '../src/core/httperror.ts';
 import { KEEP_ALIVE } from '../src/core/keepalive.ts';
 import { REFUSED_BY_POLICY, parseRetryAfter } from '../src/core/retry.ts';
 import type { DeliverTask, DeliverItem, DeliveryResult } from '../src/core/types.ts';
+import { URL_FORBIDDEN_CHAR_RE } from '../src/core/validate.ts';
 import { checkAddress, checkHost, compilePolicy, type UrlPolicy } from '../src/core/urlpolicy.ts';
 
 // Callback POSTs with undici (the built-in fetch costs ~10x the CPU per request).
@@ -76,6 +77,9 @@ export async function post(item: DeliverItem, timeoutMs: number): Promise<Delive
     retry_after_ms: null,
     detail,
   });
+  // The URL is POSTed exactly as accepted or not at all: a row written before the accept
+  // check refused control characters must not be silently repaired by the URL parser.
+  if (URL_FORBIDDEN_CHAR_RE.test(item.url)) return failed(REFUSED_BY_POLICY, 'control characters or spaces in the callback URL');
   // IP literals never reach the resolver, so their check happens here.
   const verdict = checkHost(policy, new URL(item.url).hostname);
   if (!verdict.ok) return failed(REFUSED_BY_POLICY, verdict.reason ?? null);

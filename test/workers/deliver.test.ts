@@ -43,6 +43,14 @@ describe('callback POST (worker side, real receiver)', () => {
     assert.equal(r.error, 'timeout');
   });
 
+  it('refuses, without a POST, a stored URL the parser would repair (control characters)', async (t) => {
+    const rx = await startReceiver();
+    t.after(rx.close);
+    const r = await post(item(rx.url('/x\r\nX-Injected: 1')), 2000);
+    assert.equal(r.error, 'refused_by_policy');
+    assert.equal(rx.calls.length, 0);
+  });
+
   it('reports a refused connection as a network error', async (t) => {
     const rx = await startReceiver();
     const url = rx.url();

@@ -19,10 +19,20 @@ export interface Committer {
   readonly pending: number;
 }
 
-export function createCommitter(db: Db, opts: { onCommit?: (ops: number, ms: number) => void } = {}): Committer {
+export interface CommitterHooks {
+  /** After each commit: its ops, duration, and rows it changed (0: it wrote nothing to disk). */
+  onCommit?: (ops: number, ms: number, changes: number) => void;
+  /** After each failed commit (its ops were rejected with err). */
+  onError?: (err: unknown, ops: number) => void;
+}
+
+export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
   let ops: Op[] = [];
   let scheduled = false;
   const results: unknown[] = [];
+  // Rows changed by this connection so far: tells a commit that wrote from an empty one
+  // (which succeeds even on a full disk, so proves nothing about it).
+  const totalChanges = db.prepare('SELECT total_changes()').pluck();
 
   const txn = db.transaction((batch: Op[]) => {
     results.length = 0;
@@ -35,13 +45,15 @@ export function createCommitter(db: Db, opts: { onCommit?: (ops: number, ms: num
     const batch = ops;
     ops = [];
     const t0 = performance.now();
+    const before = totalChanges.get() as number;
     try {
       txn.immediate(batch);
     } catch (err) {
+      opts.onError?.(err, batch.length);
       for (const op of batch) op.reject(err);
       return;
     }
-    opts.onCommit?.(batch.length, performance.now() - t0);
+    opts.onCommit?.(batch.length, performance.now() - t0, (totalChanges.get() as number) - before);
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]);
   }
 

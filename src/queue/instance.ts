@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import { ChargegateError } from '../core/errors.ts';
 import { openDb, type Db } from './db.ts';
 import { tryLock, type InstanceLock } from './lock.ts';
-import { migrate } from './migrate.ts';
+import { migrate, refuseNewer, schemaVersion } from './migrate.ts';
+import { SCHEMA_VERSION } from './schema.ts';
 
 // Who serves the file. The lock (lock.ts) decides; the service_instance row only says who
 // holds it, for the message a refused start or command prints. Holding the lock also
@@ -11,6 +12,8 @@ import { migrate } from './migrate.ts';
 
 /** How long `serve` waits for the lock: a command migrating the file holds it briefly. */
 export const SERVE_LOCK_WAIT_MS = 2000;
+/** How long a command waits for the lock before it concludes a service holds it. */
+export const COMMAND_LOCK_WAIT_MS = 1000;
 
 interface Owner {
   pid: number;
@@ -90,5 +93,30 @@ export function openServing(dbPath: string, opts: ServingOptions): { db: Db; loc
     lock?.release();
     db.close();
     throw err;
+  }
+}
+
+/**
+ * Readies an open file for a CLI command that runs beside the service. A newer schema is
+ * refused; an older one is migrated only when no service holds the file (under the lock,
+ * briefly); while one does, the command is refused: migrating under a running older
+ * binary would change the schema that binary's statements were prepared against.
+ */
+export function prepareForCommand(db: Db, dbPath: string, opts: { nativeBinding?: string | undefined; lockWaitMs?: number }): void {
+  const version = schemaVersion(db);
+  refuseNewer(version);
+  if (version === SCHEMA_VERSION) return;
+  const lock = tryLock(dbPath, { waitMs: opts.lockWaitMs ?? COMMAND_LOCK_WAIT_MS, nativeBinding: opts.nativeBinding });
+  if (!lock) {
+    throw new ChargegateError(
+      'CG_ERR_DB_UNAVAILABLE',
+      `the database has schema version ${version} and this chargegate needs ${SCHEMA_VERSION}, but a chargegate service is using it ` +
+        `(${ownerText(readOwner(db))}): restart the service with this chargegate (it migrates the file at start), then run the command again`,
+    );
+  }
+  try {
+    migrate(db);
+  } finally {
+    lock.release();
   }
 }

@@ -133,6 +133,8 @@ export async function createApp(opts: AppOptions) {
     opts.onFatal?.(new Error(dbFault));
   }, [lock.path]);
   let ready = false;
+  // Set when stopping: answers carry Connection: close so keep-alive clients reconnect elsewhere.
+  let draining = false;
   const registry = metrics.registry;
   const server = createServer({
     host: config.host,
@@ -147,6 +149,7 @@ export async function createApp(opts: AppOptions) {
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
     onSessionAnswer: (status, replayed) => metrics?.request(status, replayed),
+    draining: () => draining,
     ...(opts.http ? { limits: opts.http } : {}),
   });
   const resync = setInterval(() => {
@@ -174,16 +177,22 @@ export async function createApp(opts: AppOptions) {
       const { address, port } = server.info;
       log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value }, 'listening');
     },
-    /** Graceful stop: refuse new requests, finish or release in-flight work, close the db. */
+    /**
+     * Graceful stop: refuse new requests, finish or release in-flight work, close the db.
+     * The listener stays open while the work drains, answering POST with 503 + Retry-After
+     * and /health/ready with 503 (Connection: close), so a load balancer or client sees
+     * "not here, retry" rather than connection refused; then it closes.
+     */
     stop(): Promise<void> {
       stopping ??= (async () => {
         ready = false;
+        draining = true;
         intake.close();
         clearInterval(resync);
         wal.stop();
         await retention.stop();
-        await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
+        await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         await committer.run(() => resign(db)).catch(() => undefined);
         committer.flush();
         await pool.destroy();

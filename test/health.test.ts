@@ -68,3 +68,14 @@ describe('database health without writing', () => {
     assert.equal((await db()).error, 'x-wal was deleted');
   });
 });
+
+describe('committer after close', () => {
+  it('an op that arrives after the database was closed is rejected, not thrown out of the event loop', async (t) => {
+    const db = openDb(join(tempDir(t), 'c.db'), { busyTimeoutMs: 100 });
+    const errors: unknown[] = [];
+    const committer = createCommitter(db, { onError: (err) => errors.push(err) });
+    db.close();
+    await assert.rejects(committer.run(() => 1), /not open/);
+    assert.equal(errors.length, 1);
+  });
+});

@@ -45,15 +45,18 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
     const batch = ops;
     ops = [];
     const t0 = performance.now();
-    const before = totalChanges.get() as number;
+    let changes: number;
     try {
+      // Inside the try: on a closed connection (a late op after shutdown) every call throws.
+      const before = totalChanges.get() as number;
       txn.immediate(batch);
+      changes = (totalChanges.get() as number) - before;
     } catch (err) {
       opts.onError?.(err, batch.length);
       for (const op of batch) op.reject(err);
       return;
     }
-    opts.onCommit?.(batch.length, performance.now() - t0, (totalChanges.get() as number) - before);
+    opts.onCommit?.(batch.length, performance.now() - t0, changes);
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]);
   }
 

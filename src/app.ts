@@ -1,19 +1,20 @@
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { compilePolicy } from './core/urlpolicy.ts';
 import { createDispatcher, laneSizes } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
-import { createHealth } from './health.ts';
+import { createHealth, createWriteWatch } from './health.ts';
 import { createServer, type HttpLimits } from './http/server.ts';
 import { createIntake, IDEMPOTENCY_TTL_MS } from './intake.ts';
 import { createMetrics } from './metrics.ts';
 import { preflight, watchWal } from './dbfile.ts';
 import { createAuthStore } from './queue/authcache.ts';
 import { createCommitter } from './queue/committer.ts';
-import { openDb } from './queue/db.ts';
 import { createDepth } from './queue/depth.ts';
-import { heartbeat, HEARTBEAT_MS, resign, takeOver } from './queue/instance.ts';
-import { migrate } from './queue/migrate.ts';
+import { openServing, resign } from './queue/instance.ts';
+import { createProbe } from './queue/probe.ts';
 import { createReads } from './queue/reads.ts';
 import { createRetention } from './queue/retention.ts';
 import { createStore } from './queue/store.ts';
@@ -35,7 +36,7 @@ export interface AppOptions {
 /** Short on the service: a synchronous SQLite busy-wait blocks the whole event loop. */
 const SERVICE_BUSY_TIMEOUT_MS = 250;
 const RESYNC_MS = 5000;
-/** How often the -wal/-shm files are checked for deletion (the window in which a crash could still lose commits). */
+/** How often the -wal/-shm and lock files are checked for deletion (the window in which a crash could still lose commits). */
 const WAL_CHECK_MS = 1000;
 
 export async function createApp(opts: AppOptions) {
@@ -43,16 +44,9 @@ export async function createApp(opts: AppOptions) {
   const now = opts.now ?? Date.now;
   const paths = runtimePaths();
   preflight(config.dbPath, paths.nativeBinding);
-  const db = openDb(config.dbPath, { busyTimeoutMs: 5000, nativeBinding: paths.nativeBinding, createDir: true });
-  const { from, to } = migrate(db);
-  if (from !== to) log.info({ from, to, db: config.dbPath }, 'database migrated');
-  let takeover;
-  try {
-    takeover = takeOver(db, now());
-  } catch (err) {
-    db.close();
-    throw err;
-  }
+  // Refused (exit 1) while another chargegate holds the file's lock; see src/queue/lock.ts.
+  const { db, lock, takeover, migrated } = openServing(config.dbPath, { busyTimeoutMs: 5000, nativeBinding: paths.nativeBinding, now: now() });
+  if (migrated.from !== migrated.to) log.info({ ...migrated, db: config.dbPath }, 'database migrated');
   if (takeover.released) log.warn({ released: takeover.released }, 'previous instance died; its claimed requests are resumed now');
   db.pragma(`busy_timeout = ${SERVICE_BUSY_TIMEOUT_MS}`);
 
@@ -60,13 +54,22 @@ export async function createApp(opts: AppOptions) {
   let dbFault: string | null = null;
   const store = createStore(db);
   let metrics: ReturnType<typeof createMetrics> | null = null;
-  const committer = createCommitter(db, { onCommit: (ops, ms) => metrics?.committed(ops, ms) });
+  const writes = createWriteWatch();
+  const committer = createCommitter(db, {
+    onCommit: (ops, ms, changes) => {
+      metrics?.committed(ops, ms);
+      writes.committed(changes);
+    },
+    onError: (err) => writes.failed(err),
+  });
   const depth = createDepth(store, config.queueMaxSize);
   const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: laneSizes(config).tasksPerThread });
   const health = createHealth({
-    // A real write (the heartbeat row): an empty transaction commits even on a full disk.
-    probeDb: () => committer.run(() => heartbeat(db, now())),
+    // Writes nothing (an idle service leaves the disk alone); a full disk shows in failed commits.
+    probeDb: createProbe(db),
+    writeFault: writes.fault,
     fault: () => dbFault,
+    freeBytes: () => statfs(dirname(config.dbPath)).then((s) => s.bavail * s.bsize, () => null),
     queue: () => ({ depth: depth.value, max: depth.max }),
     threads: () => ({ alive: pool.threads.length, configured: config.workers }),
     authorizer: () => dispatcher.authorizerBreaker(),
@@ -106,8 +109,12 @@ export async function createApp(opts: AppOptions) {
   // Deleting the WAL under the service is silent and loses every commit since the last
   // checkpoint at the next crash: copy them into the main file at once, refuse new work
   // (its commits would go to a file no one else can see), and have the service restarted.
+  // Losing the lock file is as bad: a second chargegate could start on the file beside us.
   const wal = watchWal(config.dbPath, WAL_CHECK_MS, (file) => {
-    dbFault = `${file} was deleted or replaced while in use; restart needed`;
+    const lockLost = file === lock.path;
+    dbFault = lockLost
+      ? `${file} (the single-instance lock) was deleted or replaced while in use; another chargegate could start on this database; restart needed`
+      : `${file} was deleted or replaced while in use; restart needed`;
     intake.close();
     let checkpointed = false;
     for (let i = 0; i < 5 && !checkpointed; i++) {
@@ -118,10 +125,17 @@ export async function createApp(opts: AppOptions) {
         log.error({ err: String(err) }, 'checkpoint after losing the WAL failed');
       }
     }
-    log.error({ file, checkpointed }, 'write-ahead log file deleted or replaced under the running service; its commits were copied into the main file; exiting for a restart');
+    log.error(
+      { file, checkpointed },
+      lockLost
+        ? 'instance lock file deleted or replaced under the running service; stopping for a restart'
+        : 'write-ahead log file deleted or replaced under the running service; its commits were copied into the main file; exiting for a restart',
+    );
     opts.onFatal?.(new Error(dbFault));
-  });
+  }, [lock.path]);
   let ready = false;
+  // Set when stopping: answers carry Connection: close so keep-alive clients reconnect elsewhere.
+  let draining = false;
   const registry = metrics.registry;
   const server = createServer({
     host: config.host,
@@ -136,6 +150,7 @@ export async function createApp(opts: AppOptions) {
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
     onSessionAnswer: (status, replayed) => metrics?.request(status, replayed),
+    draining: () => draining,
     ...(opts.http ? { limits: opts.http } : {}),
   });
   const resync = setInterval(() => {
@@ -146,10 +161,6 @@ export async function createApp(opts: AppOptions) {
     }
   }, RESYNC_MS);
   resync.unref();
-  const beat = setInterval(() => {
-    committer.run(() => heartbeat(db, now())).catch((err) => log.warn({ err: String(err) }, 'heartbeat failed'));
-  }, HEARTBEAT_MS);
-  beat.unref();
 
   let stopping: Promise<void> | null = null;
 
@@ -167,21 +178,28 @@ export async function createApp(opts: AppOptions) {
       const { address, port } = server.info;
       log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value }, 'listening');
     },
-    /** Graceful stop: refuse new requests, finish or release in-flight work, close the db. */
+    /**
+     * Graceful stop: refuse new requests, finish or release in-flight work, close the db.
+     * The listener stays open while the work drains, answering POST with 503 + Retry-After
+     * and /health/ready with 503 (Connection: close), so a load balancer or client sees
+     * "not here, retry" rather than connection refused; then it closes.
+     */
     stop(): Promise<void> {
       stopping ??= (async () => {
         ready = false;
+        draining = true;
         intake.close();
         clearInterval(resync);
-        clearInterval(beat);
         wal.stop();
         await retention.stop();
-        await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
+        await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         await committer.run(() => resign(db)).catch(() => undefined);
         committer.flush();
         await pool.destroy();
         db.close();
+        // Last: once it is released another chargegate may start on the file.
+        lock.release();
         log.info({ released }, 'stopped');
       })();
       return stopping;

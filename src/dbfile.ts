@@ -2,8 +2,7 @@ import { accessSync, closeSync, constants, existsSync, openSync, readSync, statS
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ChargegateError } from './core/errors.ts';
-import { schemaVersion } from './queue/migrate.ts';
-import { SCHEMA_VERSION } from './queue/schema.ts';
+import { refuseNewer, schemaVersion } from './queue/migrate.ts';
 
 // Guards around the database file that the service needs and SQLite does not give:
 // a start that refuses without writing a byte, and noticing the WAL vanish under it.
@@ -27,11 +26,8 @@ function notWritable(path: string): string | null {
 }
 
 /**
- * Checks an existing database file before it is opened for writing. Opening switches a
- * rollback-journal file to WAL (bytes 18-19 of its header), which would change a file
- * that is then refused as too new; so a rollback-journal file's schema version is read
- * first on a read-only connection (which needs no -wal/-shm), and a newer one is refused
- * untouched. A file that cannot be written is refused with the reason.
+ * Checks an existing database file before it is opened for writing: a file or folder that
+ * cannot be written is refused with the reason, a file from a newer chargegate untouched.
  */
 export function preflight(path: string, nativeBinding?: string): void {
   if (path === ':memory:') return;
@@ -43,6 +39,16 @@ export function preflight(path: string, nativeBinding?: string): void {
   }
   const why = notWritable(path);
   if (why) throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot open database ${path}: ${why}`);
+  refuseNewerFile(path, nativeBinding);
+}
+
+/**
+ * Refuses an existing file from a newer chargegate without changing it. A WAL file is
+ * left to migrate()'s check (opening it changes nothing); a rollback-journal file would be
+ * switched to WAL by opening it, so its version is read on a read-only connection first.
+ */
+export function refuseNewerFile(path: string, nativeBinding?: string): void {
+  if (path === ':memory:' || !existsSync(path)) return;
   const head = Buffer.alloc(100);
   const fd = openSync(path, 'r');
   let n: number;
@@ -62,12 +68,7 @@ export function preflight(path: string, nativeBinding?: string): void {
   } finally {
     db.close();
   }
-  if (version > SCHEMA_VERSION) {
-    throw new ChargegateError(
-      'CG_ERR_SCHEMA_NEWER',
-      `database schema version ${version} is newer than this chargegate supports (${SCHEMA_VERSION}); upgrade chargegate`,
-    );
-  }
+  refuseNewer(version);
 }
 
 function fileId(path: string): string | null {
@@ -80,14 +81,10 @@ function fileId(path: string): string | null {
 }
 
 /**
- * Watches the -wal and -shm files of an open WAL database. Deleting them under a live
- * connection is silent: SQLite keeps writing to the unlinked WAL, every other connection
- * (the CLI, sqlite3, a restart) sees an empty one, and a crash loses every commit since
- * the last checkpoint. `onLost` is told once, with the file that went.
+ * Watches files that must stay the very files the service opened: `onLost` is told once,
+ * with the first one found deleted or replaced (a different inode at the path).
  */
-export function watchWal(path: string, intervalMs: number, onLost: (file: string) => void): { stop(): void } {
-  if (path === ':memory:') return { stop() {} };
-  const files = [`${path}-wal`, `${path}-shm`];
+export function watchFiles(files: readonly string[], intervalMs: number, onLost: (file: string) => void): { stop(): void } {
   const ids = files.map(fileId);
   const timer = setInterval(() => {
     for (let i = 0; i < files.length; i++) {
@@ -100,4 +97,15 @@ export function watchWal(path: string, intervalMs: number, onLost: (file: string
   }, intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * Watches the -wal and -shm files of an open WAL database (and `also`, e.g. the instance
+ * lock file). Deleting them under a live connection is silent: SQLite keeps writing to the
+ * unlinked WAL, every other connection (the CLI, sqlite3, a restart) sees an empty one,
+ * and a crash loses every commit since the last checkpoint.
+ */
+export function watchWal(path: string, intervalMs: number, onLost: (file: string) => void, also: readonly string[] = []): { stop(): void } {
+  if (path === ':memory:') return { stop() {} };
+  return watchFiles([`${path}-wal`, `${path}-shm`, ...also], intervalMs, onLost);
 }

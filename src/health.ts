@@ -1,8 +1,10 @@
 import type { AttemptRecord } from './queue/store.ts';
 
 // GET /health (SPEC §1). The rules, also in the README:
-// - database: DOWN when a write (the heartbeat row) cannot be committed (disk full, read-only,
-//   locked), or the WAL was deleted under the service, else UP.
+// - database: DOWN when it cannot be read, its write lock cannot be taken (another writer
+//   holds it), it refuses writes (read-only), a write failed for lack of space or an I/O
+//   error and none has succeeded since, or the WAL or the instance lock file was lost under
+//   the service; else UP. Checking writes nothing: an idle service leaves the disk alone.
 // - queue: DEGRADED at or above 90% of QUEUE_MAX_SIZE (new requests about to get 503), else UP.
 // - workers: DOWN with no thread alive, DEGRADED with fewer than configured, else UP.
 // - authorizer (only with AUTHORIZER_URL): DEGRADED while its circuit breaker is open or
@@ -14,10 +16,14 @@ import type { AttemptRecord } from './queue/store.ts';
 export type Level = 'UP' | 'DEGRADED' | 'DOWN';
 
 export interface HealthDeps {
-  /** Opens and commits a write transaction. */
-  probeDb(): Promise<unknown>;
-  /** A database fault known without probing (the WAL deleted under the service), or null. */
+  /** Reads the database and takes (and gives back) its write lock, writing nothing; throws why it cannot. */
+  probeDb(): unknown;
+  /** Why writes are failing in a way the probe cannot see without writing (disk full), or null. */
+  writeFault?: () => string | null;
+  /** A database fault known without probing (the WAL or the lock file lost under the service), or null. */
   fault?: () => string | null;
+  /** Free bytes where the database lives (reported, not judged: the WAL may still have room), or null. */
+  freeBytes?: () => Promise<number | null>;
   queue(): { depth: number; max: number };
   threads(): { alive: number; configured: number };
   /** The upstream authorizer's breaker; null when no upstream is configured. */
@@ -27,7 +33,6 @@ export interface HealthDeps {
 
 const WINDOW_MS = 5 * 60_000;
 const BUCKET_MS = 10_000;
-const PROBE_TIMEOUT_MS = 2000;
 
 export function createHealth(deps: HealthDeps) {
   const now = deps.now ?? Date.now;
@@ -45,23 +50,20 @@ export function createHealth(deps: HealthDeps) {
     return b;
   }
 
-  async function database(): Promise<{ status: Level; error?: string }> {
+  async function database(): Promise<{ status: Level; error?: string; free_bytes?: number }> {
+    const free = (await deps.freeBytes?.()) ?? null;
+    const space = free === null ? {} : { free_bytes: free };
     const fault = deps.fault?.() ?? null;
-    if (fault) return { status: 'DOWN', error: fault };
-    let timer: NodeJS.Timeout | undefined;
+    if (fault) return { status: 'DOWN', error: fault, ...space };
     try {
-      await Promise.race([
-        deps.probeDb(),
-        new Promise((_r, reject) => {
-          timer = setTimeout(() => reject(new Error('write probe timed out')), PROBE_TIMEOUT_MS);
-        }),
-      ]);
-      return { status: 'UP' };
+      // Synchronous, bounded by the connection's busy timeout (250 ms) when another writer holds the lock.
+      deps.probeDb();
     } catch (err) {
-      return { status: 'DOWN', error: (err as Error).message };
-    } finally {
-      clearTimeout(timer);
+      return { status: 'DOWN', error: (err as Error).message, ...space };
     }
+    const failing = deps.writeFault?.() ?? null;
+    if (failing) return { status: 'DOWN', error: failing, ...space };
+    return { status: 'UP', ...space };
   }
 
   return {
@@ -103,3 +105,25 @@ export function createHealth(deps: HealthDeps) {
 }
 
 export type Health = ReturnType<typeof createHealth>;
+
+/** SQLite errors the probe sees again by itself: a held lock, a read-only file or connection. */
+const PROBED = /^SQLITE_(BUSY|LOCKED|READONLY)/;
+
+/**
+ * Remembers why the last commit failed when the probe cannot see it again without writing
+ * (disk full, I/O errors), until a commit that wrote rows succeeds. Fed by the committer.
+ */
+export function createWriteWatch() {
+  let failing: string | null = null;
+  return {
+    committed(changes: number): void {
+      // An empty commit succeeds even on a full disk: only one that wrote clears the fault.
+      if (changes > 0) failing = null;
+    },
+    failed(err: unknown): void {
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (!PROBED.test(code)) failing = (err as Error).message;
+    },
+    fault: (): string | null => failing,
+  };
+}

@@ -1,8 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES, loadConfig } from '../config.ts';
 import { isChargegateError } from '../core/errors.ts';
+import { refuseNewerFile } from '../dbfile.ts';
 import { openDb, type Db } from '../queue/db.ts';
-import { migrate } from '../queue/migrate.ts';
+import { prepareForCommand } from '../queue/instance.ts';
 import { runtimePaths } from '../runtime.ts';
 import { serve } from '../serve.ts';
 import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
@@ -30,14 +31,17 @@ function dbPathOf(io: CliIo, dbFlag: string | undefined): string {
   return dbFlag ?? (io.env.DB_PATH || DEFAULT_DB);
 }
 
+/**
+ * Opens the file readied as serve would: a newer schema refused untouched, an older one
+ * migrated only while no service holds the file (src/queue/instance.ts).
+ */
 function openCliDb(io: CliIo, dbFlag: string | undefined): Db {
-  const db = openDb(dbPathOf(io, dbFlag), {
-    busyTimeoutMs: CLI_BUSY_TIMEOUT_MS,
-    nativeBinding: runtimePaths().nativeBinding,
-    createDir: true,
-  });
+  const path = dbPathOf(io, dbFlag);
+  const nativeBinding = runtimePaths().nativeBinding;
+  refuseNewerFile(path, nativeBinding);
+  const db = openDb(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding, createDir: true });
   try {
-    migrate(db);
+    prepareForCommand(db, path, { nativeBinding });
   } catch (err) {
     db.close();
     throw err;

@@ -22,6 +22,8 @@ export interface ServerDeps {
   onSessionAnswer?: (status: number, replayed: boolean) => void;
   /** Connection limits; the defaults (HTTP_LIMITS) are the service's. */
   limits?: Partial<HttpLimits>;
+  /** True while the service stops: every answer then carries Connection: close. */
+  draining?: () => boolean;
 }
 
 /** How long a client may take, and how much header it may send (README "Limits"). */
@@ -109,6 +111,15 @@ export function createServer(deps: ServerDeps): Hapi.Server {
       state: { parse: false, failAction: 'ignore' },
     },
   });
+  // Before Hapi's own listener, so the header is in place whatever answer Hapi writes: a
+  // keep-alive client gets this answer, then reconnects (to another instance, or to the
+  // restarted one) instead of sending its next request down a connection about to close.
+  if (deps.draining) {
+    const draining = deps.draining;
+    listener.prependListener('request', (_req, res) => {
+      if (draining()) res.setHeader('connection', 'close');
+    });
+  }
   listener.removeAllListeners('clientError');
   listener.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {

@@ -23,7 +23,14 @@ export interface Committer {
   readonly pending: number;
 }
 
-export function createCommitter(db: Db, opts: { onCommit?: (ops: number, ms: number) => void } = {}): Committer {
+export interface CommitterHooks {
+  /** After each commit: its ops, duration, and rows it changed (0: it wrote nothing to disk). */
+  onCommit?: (ops: number, ms: number, changes: number) => void;
+  /** After each failed commit (its ops were rejected with err). */
+  onError?: (err: unknown, ops: number) => void;
+}
+
+export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
   let ops: Op[] = [];
   let scheduled = false;
   // Per op of the group being committed: its return value, or what it threw (threw[i]).
@@ -36,6 +43,9 @@ export function createCommitter(db: Db, opts: { onCommit?: (ops: number, ms: num
   const savepoint = db.prepare('SAVEPOINT cg_op');
   const release = db.prepare('RELEASE cg_op');
   const rollbackTo = db.prepare('ROLLBACK TO cg_op');
+  // Rows changed by this connection so far: tells a commit that wrote from an empty one
+  // (which succeeds even on a full disk, so proves nothing about it).
+  const totalChanges = db.prepare('SELECT total_changes()').pluck();
 
   const txn = db.transaction((batch: Op[]) => {
     for (let i = 0; i < batch.length; i++) {
@@ -61,14 +71,19 @@ export function createCommitter(db: Db, opts: { onCommit?: (ops: number, ms: num
     const batch = ops;
     ops = [];
     const t0 = performance.now();
+    let changes: number;
     try {
+      // Inside the try: on a closed connection (a late op after shutdown) every call throws.
+      const before = totalChanges.get() as number;
       txn.immediate(batch);
+      changes = (totalChanges.get() as number) - before;
     } catch (err) {
       results.length = 0;
+      opts.onError?.(err, batch.length);
       for (const op of batch) op.reject(err);
       return;
     }
-    opts.onCommit?.(batch.length, performance.now() - t0);
+    opts.onCommit?.(batch.length, performance.now() - t0, changes);
     for (let i = 0; i < batch.length; i++) {
       if (threw[i]) batch[i]!.reject(results[i]);
       else batch[i]!.resolve(results[i]);

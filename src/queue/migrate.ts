@@ -11,6 +11,16 @@ export function schemaVersion(db: Db): number {
   return row.v ?? 0;
 }
 
+/** Throws for a file from a newer chargegate: running old code on it could corrupt it. */
+export function refuseNewer(version: number): void {
+  if (version > SCHEMA_VERSION) {
+    throw new ChargegateError(
+      'CG_ERR_SCHEMA_NEWER',
+      `database schema version ${version} is newer than this chargegate supports (${SCHEMA_VERSION}); upgrade chargegate`,
+    );
+  }
+}
+
 /**
  * Applies the migrations the file lacks, each in its own IMMEDIATE transaction so a
  * second process starting at the same moment waits instead of applying twice. A file
@@ -18,12 +28,7 @@ export function schemaVersion(db: Db): number {
  */
 export function migrate(db: Db, now: () => number = Date.now): { from: number; to: number } {
   const from = schemaVersion(db);
-  if (from > SCHEMA_VERSION) {
-    throw new ChargegateError(
-      'CG_ERR_SCHEMA_NEWER',
-      `database schema version ${from} is newer than this chargegate supports (${SCHEMA_VERSION}); upgrade chargegate`,
-    );
-  }
+  refuseNewer(from);
   // Migration 8 fills charging_requests.origin with the same parser the service uses.
   db.function('cg_origin', { deterministic: true }, (url: unknown) => originOf(String(url)));
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -33,10 +33,15 @@ export function createRetention(deps: RetentionDeps) {
 
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<{ requests: number; keys: number }> | null = null;
+  // Set by stop(): a run ends after the batch in hand, since a first prune of a large
+  // backlog can take minutes and stop() must keep the promised shutdown time. What is
+  // left is pruned by the next run after a restart.
+  let stopped = false;
 
   async function batches(op: () => number): Promise<number> {
     let total = 0;
     for (;;) {
+      if (stopped) return total;
       const n = await committer.run(op);
       total += n;
       if (n < batchSize) return total;
@@ -57,7 +62,7 @@ export function createRetention(deps: RetentionDeps) {
     if (requests || keys) {
       // Hand the freed WAL pages back to the main file without waiting on readers.
       db.pragma('wal_checkpoint(PASSIVE)');
-      log.info({ pruned_requests: requests, pruned_idempotency_keys: keys, retention_days: deps.retentionDays }, 'retention pruned');
+      log.info({ pruned_requests: requests, pruned_idempotency_keys: keys, retention_days: deps.retentionDays, ...(stopped ? { stopped_early: true } : {}) }, 'retention pruned');
     }
     return { requests, keys };
   }
@@ -80,7 +85,9 @@ export function createRetention(deps: RetentionDeps) {
       timer = setInterval(tick, intervalMs);
       timer.unref();
     },
+    /** Ends the run under way after its current batch, and any further runs. */
     async stop(): Promise<void> {
+      stopped = true;
       if (timer) clearInterval(timer);
       timer = null;
       await running;

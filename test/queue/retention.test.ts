@@ -8,7 +8,7 @@ import { migrate } from '../../src/queue/migrate.ts';
 import { createRetention } from '../../src/queue/retention.ts';
 import { createStore } from '../../src/queue/store.ts';
 import { captureLog } from '../support/app.ts';
-import { tempDir } from '../support/tmp.ts';
+import { tempDir, waitFor } from '../support/tmp.ts';
 
 const DAY = 86_400_000;
 
@@ -45,5 +45,45 @@ describe('retention', () => {
     assert.equal((db.prepare('SELECT COUNT(*) FROM callback_attempts').pluck().get() as number), 1);
     assert.deepEqual(db.prepare('SELECT key FROM idempotency_keys').pluck().all(), ['new-key']);
     assert.deepEqual(await retention.runOnce(), { requests: 0, keys: 0 });
+  });
+});
+
+describe('retention stop', () => {
+  it('ends a long run between batches instead of awaiting the whole prune', { timeout: 60_000 }, async (t) => {
+    const db = openDb(join(tempDir(t), 'r.db'), { busyTimeoutMs: 1000 });
+    migrate(db);
+    t.after(() => db.close());
+    const now = 100 * DAY;
+    const ROWS = 20_000;
+    // A first prune after months without one: many finished rows past RETENTION_DAYS.
+    db.prepare(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+      INSERT INTO charging_requests (id, station_id, token_hash, token_mask, callback_url, state, created_at, updated_at, due_at, finished_at)
+      SELECT printf('r%06d', i), 's', 'h', 'm', 'http://x/', 'delivered', 0, 0, 0, ? - 40 * ? FROM n`).run(ROWS, now, DAY);
+    let commits = 0;
+    let commitsAfterStop = 0;
+    let stopping: Promise<void> | null = null;
+    const retention = createRetention({
+      db,
+      log: captureLog().log,
+      retentionDays: 30,
+      idempotencyTtlMs: DAY,
+      now: () => now,
+      batchSize: 500,
+      committer: createCommitter(db, {
+        onCommit: () => {
+          commits++;
+          if (stopping) commitsAfterStop++;
+          // stop() is called while the run is under way, right after its first batch.
+          else stopping = retention.stop();
+        },
+      }),
+    });
+    retention.start();
+    await waitFor(() => stopping !== null, { what: 'the first batch' });
+    await stopping;
+    const left = db.prepare('SELECT COUNT(*) FROM charging_requests').pluck().get() as number;
+    assert.ok(left > 0, `the run ended before pruning all ${ROWS} rows (it pruned ${ROWS - left} in ${commits} commits)`);
+    assert.ok(commitsAfterStop <= 1, `at most the batch in hand is committed after stop(): ${commitsAfterStop}`);
+    assert.deepEqual(await retention.runOnce(), { requests: 0, keys: 0 }, 'no run after stop');
   });
 });

@@ -15,14 +15,25 @@ type TestContext = { after: (fn: () => unknown) => void };
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ENTRY = join(REPO_ROOT, 'bin', 'chargegate.ts');
 
-// Children left behind by a test that crashed before its t.after ran.
+// Children left behind by a test that crashed before its t.after ran (and services whose
+// parent is not this process, see StartOptions.unreaped).
 const live = new Set<ChildProcess>();
+const livePids = new Set<number>();
 process.once('exit', () => {
+  for (const pid of livePids) signalPid(pid, 'SIGKILL');
   for (const c of live) c.kill('SIGKILL');
 });
 
+function signalPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {}
+}
+
 interface Owned {
   children: Array<{ child: ChildProcess; stopped: Promise<Exit> }>;
+  /** Services that are not our children: SIGKILLed before the children are. */
+  pids: number[];
   dirs: string[];
 }
 const owned = new WeakMap<TestContext, Owned>();
@@ -35,9 +46,13 @@ const owned = new WeakMap<TestContext, Owned>();
 function ownedBy(t: TestContext): Owned {
   let o = owned.get(t);
   if (o) return o;
-  const fresh: Owned = { children: [], dirs: [] };
+  const fresh: Owned = { children: [], pids: [], dirs: [] };
   owned.set(t, fresh);
   t.after(async () => {
+    for (const pid of fresh.pids) {
+      signalPid(pid, 'SIGKILL');
+      livePids.delete(pid);
+    }
     await Promise.all(fresh.children.map(({ child, stopped }) => killAndWait(child, stopped)));
     for (const d of fresh.dirs) rmSync(d, { recursive: true, force: true });
   });
@@ -69,6 +84,8 @@ export interface Exit {
 
 export interface ServiceProcess {
   child: ChildProcess;
+  /** The service's pid (with `unreaped`, not the child's: that is the non-reaping parent). */
+  pid: number;
   port: number;
   base: string;
   dbPath: string;
@@ -89,6 +106,14 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** How long to wait for the "listening" line. */
   startTimeoutMs?: number;
+  /**
+   * Run the service as the child of a process that never reaps it, as when its supervisor
+   * has not collected it yet: after a SIGKILL its pid stays taken (a zombie) until the test
+   * ends. `child` and `stopped` are then that parent's; `kill` still signals the service.
+   */
+  unreaped?: boolean;
+  /** Told the service's pid as soon as it is known, before it is listening. */
+  onSpawn?: (pid: number) => void;
 }
 
 function watchExit(child: ChildProcess): Promise<Exit> {
@@ -122,10 +147,28 @@ export async function startService(t: TestContext, opts: StartOptions = {}): Pro
     CALLBACK_RETRY_BASE_MS: '10',
     ...opts.env,
   };
-  const child = spawn(process.execPath, [ENTRY, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = opts.unreaped
+    ? // `exec sleep` keeps the service's parent alive and never calling wait(); the pid goes out on fd 3.
+      spawn('sh', ['-c', '"$0" "$1" serve & echo $! >&3; exec sleep 3600', process.execPath, ENTRY], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [ENTRY, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const stopped = watchExit(child);
   ownedBy(t).children.push({ child, stopped });
+  const pid = opts.unreaped
+    ? await new Promise<number>((resolve, reject) => {
+        let text = '';
+        (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => {
+          text += c;
+          if (text.includes('\n')) resolve(Number(text.trim()));
+        });
+        child.once('error', reject);
+      })
+    : child.pid!;
+  opts.onSpawn?.(pid);
+  if (opts.unreaped) {
+    livePids.add(pid);
+    ownedBy(t).pids.push(pid);
+  }
 
   const lines: Array<Record<string, unknown>> = [];
   const raw: string[] = [];
@@ -160,6 +203,7 @@ export async function startService(t: TestContext, opts: StartOptions = {}): Pro
 
   return {
     child,
+    pid,
     port,
     base: `http://127.0.0.1:${port}`,
     dbPath,
@@ -167,7 +211,8 @@ export async function startService(t: TestContext, opts: StartOptions = {}): Pro
     raw,
     stderr: () => err,
     kill: (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (opts.unreaped) signalPid(pid, signal);
+      else if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     },
     stopped,
   };

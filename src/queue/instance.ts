@@ -52,7 +52,10 @@ export function takeOver(db: Db, now: number, me = { pid: process.pid, host: hos
         .prepare(`UPDATE charging_requests
           SET locked_at = NULL, due_at = @now, updated_at = @now,
               state = CASE WHEN decision_status IS NULL THEN 'queued' ELSE state END
-          WHERE locked_at IS NOT NULL AND state IN ('queued','authorizing','delivering')`)
+          WHERE id IN (
+            SELECT id FROM charging_requests INDEXED BY charging_requests_undecided WHERE state IN ('queued','authorizing') AND locked_at IS NOT NULL
+            UNION ALL
+            SELECT id FROM charging_requests INDEXED BY charging_requests_deliverable WHERE state = 'delivering' AND locked_at IS NOT NULL)`)
         .run({ now }).changes;
       // heartbeat_at is no longer kept up to date (the lock proves liveness); it stays = started_at.
       db.prepare(`INSERT INTO service_instance (id, pid, host, started_at, heartbeat_at) VALUES (1, @pid, @host, @now, @now)

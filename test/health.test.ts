@@ -20,7 +20,17 @@ describe('database health without writing', () => {
     await committer.run(() => db.prepare('SELECT 1').get());
     await Promise.all([1, 2, 3].map((n) => committer.run(() => db.prepare("INSERT INTO stations (station_id) VALUES (?)").run(`s${n}`))));
     assert.deepEqual(commits, [0, 3]);
+    // One op failing fails only itself (its savepoint), not the commit: nothing to report.
     await assert.rejects(committer.run(() => db.prepare("INSERT INTO stations (station_id) VALUES ('s1')").run()), /UNIQUE/);
+    assert.equal(errors.length, 0);
+    // A commit that fails is reported: a deferred foreign key is checked at COMMIT only.
+    await assert.rejects(
+      committer.run(() => {
+        db.pragma('defer_foreign_keys = ON');
+        db.prepare("INSERT INTO acl_stations (token, station_id) VALUES ('nobody', 's1')").run();
+      }),
+      /FOREIGN KEY/,
+    );
     assert.equal(errors.length, 1);
   });
 

@@ -12,7 +12,9 @@ const LOCK_MODULE = new URL('../../src/queue/lock.ts', import.meta.url).href;
 /** A separate process holding the lock of dbPath until killed. */
 async function holder(t: { after: (fn: () => unknown) => void }, dbPath: string) {
   const src = `const { tryLock } = await import(${JSON.stringify(LOCK_MODULE)});
-    if (!tryLock(process.argv[1], { waitMs: 0 })) process.exit(3);
+    // Kept referenced: a collected connection would close and let the lock go.
+    globalThis.held = tryLock(process.argv[1], { waitMs: 0 });
+    if (!globalThis.held) process.exit(3);
     console.log('locked'); setInterval(() => {}, 1e6);`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', src, dbPath], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', r));

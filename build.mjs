@@ -1,10 +1,10 @@
 // Builds dist/chargegate: one Node single-executable (SEA) file for Linux x86-64 that
 // needs nothing installed. Facts this follows: /work/shared/PACKAGING.md.
 //
-//   1. esbuild bundles (CommonJS): the CLI (src/sea.ts), the piscina task file
+//   1. esbuild bundles (CommonJS): the CLI (src/runtime/sea.ts), the piscina task file
 //      (workers/task.ts) and piscina's own worker bootstrap.
 //   2. The worker bundles, the better-sqlite3 addon and a manifest become SEA assets;
-//      src/sea.ts unpacks them at start into a cache folder.
+//      src/runtime/sea.ts unpacks them at start into a cache folder.
 //   3. The blob is made by the same Node binary that is copied, stripped (before the
 //      injection, never after) and injected with postject.
 //
@@ -73,12 +73,12 @@ function rewrite(name, filter, from, to) {
 }
 
 // piscina starts its threads on `resolve(__dirname, 'worker.js')`; inside the binary
-// __dirname is the binary's folder. Read the unpacked bootstrap from src/runtime.ts.
+// __dirname is the binary's folder. Read the unpacked bootstrap from src/runtime/paths.ts.
 const piscinaBootstrap = rewrite(
   'piscina-bootstrap',
   /[\\/]piscina[\\/]dist[\\/]index\.js$/,
   "(0, node_path_1.resolve)(__dirname, 'worker.js')",
-  `(require(${JSON.stringify(join(root, 'src', 'runtime.ts'))}).runtimePaths().piscinaWorker ?? (0, node_path_1.resolve)(__dirname, 'worker.js'))`,
+  `(require(${JSON.stringify(join(root, 'src', 'runtime', 'paths.ts'))}).runtimePaths().piscinaWorker ?? (0, node_path_1.resolve)(__dirname, 'worker.js'))`,
 );
 
 // better-sqlite3 loads a `nativeBinding` path with `require`, which in the binary's main
@@ -110,9 +110,9 @@ async function bundle(entry, plugins) {
     metafile: true,
   });
   for (const w of r.warnings) {
-    // src/runtime.ts reads import.meta.url only for its checkout default, which the
-    // binary replaces before first use (src/sea.ts).
-    if (w.id === 'empty-import-meta' && w.location?.file === 'src/runtime.ts') continue;
+    // src/runtime/paths.ts reads import.meta.url only for its checkout default, which the
+    // binary replaces before first use (src/runtime/sea.ts).
+    if (w.id === 'empty-import-meta' && w.location?.file === 'src/runtime/paths.ts') continue;
     const [msg] = await esbuild.formatMessages([w], { kind: 'warning' });
     process.stderr.write(msg);
   }
@@ -175,11 +175,11 @@ async function main() {
   removeLeftovers();
 
   const [main, task, piscinaWorker] = await Promise.all([
-    bundle(join(root, 'src', 'sea.ts'), [piscinaBootstrap, sqliteRequire]),
+    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire]),
     bundle(join(root, 'workers', 'task.ts'), [sqliteRequire]),
     bundle(join(root, 'node_modules', 'piscina', 'dist', 'worker.js'), []),
   ]);
-  for (const forbidden of ['src/http/', 'src/queue/', 'src/dispatch/']) {
+  for (const forbidden of ['src/http/', 'src/queue/', 'src/dispatch/', 'src/observe/', 'src/runtime/']) {
     const bad = task.inputs.filter((p) => p.includes(forbidden));
     if (bad.length) fail(`the worker bundle pulls in main-thread code: ${bad.join(', ')}`);
   }

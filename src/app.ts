@@ -5,11 +5,11 @@ import type { Config } from './config.ts';
 import { compilePolicy } from './core/urlpolicy.ts';
 import { createDispatcher, laneSizes } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
-import { createHealth, createWriteWatch } from './health.ts';
+import { createHealth, createWriteWatch } from './observe/health.ts';
 import { createServer, type HttpLimits } from './http/server.ts';
-import { createIntake, IDEMPOTENCY_TTL_MS } from './intake.ts';
-import { createMetrics } from './metrics.ts';
-import { preflight, watchWal } from './dbfile.ts';
+import { createIntake, IDEMPOTENCY_TTL_MS } from './queue/intake.ts';
+import { createMetrics } from './observe/metrics.ts';
+import { preflight, watchWal } from './queue/dbfile.ts';
 import { createAuthStore } from './queue/authcache.ts';
 import { createCommitter } from './queue/committer.ts';
 import { createDepth } from './queue/depth.ts';
@@ -18,7 +18,7 @@ import { createProbe } from './queue/probe.ts';
 import { createReads } from './queue/reads.ts';
 import { createRetention } from './queue/retention.ts';
 import { createStore } from './queue/store.ts';
-import { runtimePaths } from './runtime.ts';
+import { runtimePaths } from './runtime/paths.ts';
 
 // Wires the service together; every part gets its dependencies passed in.
 

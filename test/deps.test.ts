@@ -28,8 +28,10 @@ const RULES: Array<{ from: string; allow: string[] }> = [
   { from: 'workers/', allow: ['src/core/', 'workers/'] },
   { from: 'src/queue/', allow: ['src/core/', 'src/queue/'] },
   { from: 'src/dispatch/', allow: ['src/core/', 'src/queue/', 'src/dispatch/', 'src/config.ts'] },
-  { from: 'src/http/', allow: ['src/core/', 'src/http/', 'src/intake.ts'] },
-  { from: 'src/intake.ts', allow: ['src/core/', 'src/queue/'] },
+  { from: 'src/http/', allow: ['src/core/', 'src/http/', 'src/queue/intake.ts'] },
+  { from: 'src/observe/', allow: ['src/core/', 'src/observe/', 'src/queue/'] },
+  { from: 'src/runtime/', allow: ['src/', 'package.json'] },
+  { from: 'src/config.ts', allow: ['src/core/'] },
 ];
 
 describe('module dependencies', () => {
@@ -49,6 +51,11 @@ describe('module dependencies', () => {
     for (const f of all.filter((x) => !x.startsWith('bin/'))) {
       for (const imp of localImports(f)) assert.ok(!imp.startsWith('bin/') && !imp.startsWith('test/'), `${f} imports ${imp}`);
     }
+  });
+
+  it('src/ holds folders that say what they are, and only the composition root and the config beside them', () => {
+    const loose = readdirSync(join(ROOT, 'src'), { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+    assert.deepEqual(loose, ['app.ts', 'config.ts']);
   });
 
   it('the checker sees imports (guards against a rule that can never fail)', () => {

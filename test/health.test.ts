@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createHealth, createWriteWatch } from '../src/health.ts';
+import { createHealth, createWriteWatch } from '../src/observe/health.ts';
 import { createCommitter } from '../src/queue/committer.ts';
 import { openDb } from '../src/queue/db.ts';
 import { migrate } from '../src/queue/migrate.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createLogger } from '../src/log.ts';
+import { createLogger } from '../src/observe/log.ts';
 
 // SPEC §1 "driver tokens are masked in every log line": the logger masks a token a call
 // site forgot to mask, wherever it sits in the logged object.

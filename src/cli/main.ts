@@ -1,11 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES, loadConfig } from '../config.ts';
 import { isChargegateError } from '../core/errors.ts';
-import { refuseNewerFile } from '../dbfile.ts';
+import { refuseNewerFile } from '../queue/dbfile.ts';
 import { openDb, type Db } from '../queue/db.ts';
 import { prepareForCommand } from '../queue/instance.ts';
-import { runtimePaths } from '../runtime.ts';
-import { serve } from '../serve.ts';
+import { runtimePaths } from '../runtime/paths.ts';
+import { serve } from '../runtime/serve.ts';
 import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
 import { addAclCommands } from './aclcommands.ts';
 import { aclImport } from './aclimport.ts';

@@ -161,7 +161,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   }
 
   return {
-    /** Direct hand-off from the accept path (see Handoff in src/intake.ts). */
+    /** Direct hand-off from the accept path (see Handoff in src/queue/intake.ts). */
     handoff: {
       leaseMs,
       tryReserve(): boolean {

@@ -1,7 +1,7 @@
 import type { ServerRoute } from '@hapi/hapi';
 
 // /health for people and monitors, /health/live and /health/ready for supervisors,
-// /metrics for Prometheus. Rules of /health are documented in src/health.ts.
+// /metrics for Prometheus. Rules of /health are documented in src/observe/health.ts.
 
 export interface HealthSource {
   ready(): boolean;

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import Hapi from '@hapi/hapi';
 import type { Logger } from 'pino';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
-import type { Intake } from '../intake.ts';
+import type { Intake } from '../queue/intake.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';

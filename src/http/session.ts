@@ -1,7 +1,7 @@
 import type { ServerRoute } from '@hapi/hapi';
 import type Joi from 'joi';
 import { ERRORS, isChargegateError } from '../core/errors.ts';
-import type { Intake } from '../intake.ts';
+import type { Intake } from '../queue/intake.ts';
 import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import { parseBody } from './body.ts';

@@ -1,4 +1,4 @@
-import type { AttemptRecord } from './queue/store.ts';
+import type { AttemptRecord } from '../queue/store.ts';
 
 // GET /health (SPEC §1). The rules, also in the README:
 // - database: DOWN when it cannot be read, its write lock cannot be taken (another writer

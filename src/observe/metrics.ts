@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Decision } from './core/types.ts';
+import type { Decision } from '../core/types.ts';
 import { droppedLogLines } from './logsink.ts';
-import type { AttemptRecord } from './queue/store.ts';
+import type { AttemptRecord } from '../queue/store.ts';
 
 // Prometheus series (SPEC §1 /metrics). Labels take a handful of fixed values only:
 // never request ids, tokens, station ids or URLs.

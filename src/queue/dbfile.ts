@@ -1,8 +1,8 @@
 import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ChargegateError } from './core/errors.ts';
-import { refuseNewer, schemaVersion } from './queue/migrate.ts';
+import { ChargegateError } from '../core/errors.ts';
+import { refuseNewer, schemaVersion } from './migrate.ts';
 
 // Guards around the database file that the service needs and SQLite does not give:
 // a start that refuses without writing a byte, and noticing the WAL vanish under it.

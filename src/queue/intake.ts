@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ChargegateError } from './core/errors.ts';
-import { originOf } from './core/origin.ts';
-import { hashToken, maskToken } from './core/token.ts';
-import { uuidv7 } from './core/uuid7.ts';
-import type { SessionBody } from './core/types.ts';
-import type { Committer } from './queue/committer.ts';
-import type { Depth } from './queue/depth.ts';
-import type { Store } from './queue/store.ts';
+import { ChargegateError } from '../core/errors.ts';
+import { originOf } from '../core/origin.ts';
+import { hashToken, maskToken } from '../core/token.ts';
+import { uuidv7 } from '../core/uuid7.ts';
+import type { SessionBody } from '../core/types.ts';
+import type { Committer } from './committer.ts';
+import type { Depth } from './depth.ts';
+import type { Store } from './store.ts';
 
 // Accepting a request: reserve room under the bound, write the row in the next group
 // commit, and only then answer. The 202 means "on disk" (SPEC §3).

@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { maskToken } from './core/token.ts';
+import { maskToken } from '../core/token.ts';
 import { batchedStdout } from './logsink.ts';
 
 // JSON lines on stdout. Callers log masked tokens only; the redaction below is a second

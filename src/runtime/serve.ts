@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Config } from './config.ts';
-import { createApp } from './app.ts';
-import { createLogger } from './log.ts';
+import type { Config } from '../config.ts';
+import { createApp } from '../app.ts';
+import { createLogger } from '../observe/log.ts';
 
 /** Writes out buffered log lines, then exits (pino's destination is asynchronous). */
 function exitAfterFlush(log: Logger, code: number): void {
@@ -16,7 +16,7 @@ function exitAfterFlush(log: Logger, code: number): void {
  */
 export async function serve(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.logLevel);
-  // The database cannot be trusted any more (see src/dbfile.ts): stop as on SIGTERM, but
+  // The database cannot be trusted any more (see src/queue/dbfile.ts): stop as on SIGTERM, but
   // exit 1 so the supervisor (systemd Restart=on-failure) starts a fresh process.
   const onUnsafe = (err: Error) => {
     log.fatal({ err: err.message }, 'cannot go on safely; stopping for a restart');

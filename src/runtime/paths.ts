@@ -1,6 +1,6 @@
 // Where the code that is not plain JavaScript lives: the worker task file and the
 // better-sqlite3 addon. In a checkout they are found next to the sources; the single
-// executable (src/sea.ts, built by build.mjs) points them at the files it unpacked.
+// executable (src/runtime/sea.ts, built by build.mjs) points them at the files it unpacked.
 
 export interface RuntimePaths {
   /** piscina task file (URL or path). */
@@ -17,7 +17,7 @@ export type RuntimePathsSource = RuntimePaths | (() => RuntimePaths);
 // A function, so that nothing is computed at load time: in the executable's CommonJS
 // bundle import.meta.url does not exist, and unpacking waits for a command that needs it.
 let source: RuntimePathsSource = () => ({
-  workerFile: new URL('../workers/task.ts', import.meta.url).href,
+  workerFile: new URL('../../workers/task.ts', import.meta.url).href,
   nativeBinding: undefined,
 });
 let resolved: RuntimePaths | undefined;

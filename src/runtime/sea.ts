@@ -4,10 +4,10 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as sea from 'node:sea';
-import pkg from '../package.json' with { type: 'json' };
-import { runCli } from './cli/main.ts';
-import { makeDirs } from './core/fsutil.ts';
-import { setRuntimePaths, type RuntimePaths } from './runtime.ts';
+import pkg from '../../package.json' with { type: 'json' };
+import { runCli } from '../cli/main.ts';
+import { makeDirs } from '../core/fsutil.ts';
+import { setRuntimePaths, type RuntimePaths } from './paths.ts';
 
 // The single executable's entry (bundled by build.mjs). The binary carries the
 // better-sqlite3 addon and the worker bundles as SEA assets; a thread or dlopen needs a

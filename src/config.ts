@@ -50,6 +50,47 @@ export interface Config {
 
 type Source = Record<string, string | undefined>;
 
+/** Where the database lives unless DB_PATH or --db says otherwise (SPEC §6). */
+export const DEFAULT_DB_PATH = './data/chargegate.db';
+
+/** The database a command works on: --db, else DB_PATH, else the default; the one rule for every command. */
+export function dbPathFrom(env: Source, dbFlag?: string): string {
+  return dbFlag ?? (env.DB_PATH || DEFAULT_DB_PATH);
+}
+
+/** The last value of `--name <v>` / `--name=v` in argv, before the command line is parsed. */
+function flagValue(argv: readonly string[], name: string): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === name && i + 1 < argv.length) found = argv[++i];
+    else if (a.startsWith(`${name}=`)) found = a.slice(name.length + 1);
+  }
+  return found;
+}
+
+/**
+ * What the executable must know before any command runs (it unpacks its addon and worker
+ * files first): the cache folder the operator chose, and the database whose folder is the
+ * default home of that cache. Invalid values are left for loadConfig / the CLI to report.
+ */
+export function unpackSettings(env: Source, argv: readonly string[]): UnpackSettings {
+  const dbPath = dbPathFrom(env, flagValue(argv, '--db') || undefined);
+  const flag = flagValue(argv, '--cache-dir');
+  if (flag) return { cacheDir: flag, cacheDirFrom: '--cache-dir', dbPath };
+  if (env.CHARGEGATE_CACHE_DIR) return { cacheDir: env.CHARGEGATE_CACHE_DIR, cacheDirFrom: 'CHARGEGATE_CACHE_DIR', dbPath };
+  return { cacheDir: null, cacheDirFrom: null, dbPath };
+}
+
+export interface UnpackSettings {
+  /** The folder the operator chose, or null: then next to the database, else the temp dir. */
+  cacheDir: string | null;
+  /** Which setting chose it, for error messages. */
+  cacheDirFrom: string | null;
+  dbPath: string;
+}
+
 interface Spec {
   key: keyof Config;
   env: string;
@@ -112,7 +153,7 @@ const DAY_MS_MAX = 24 * 3600 * 1000;
 const SPECS: Spec[] = [
   { key: 'port', env: 'PORT', flag: '--port', parse: int(0, 65535), def: 8080 },
   { key: 'host', env: 'HOST', flag: '--host', parse: nonEmpty, def: '0.0.0.0' },
-  { key: 'dbPath', env: 'DB_PATH', flag: '--db', parse: nonEmpty, def: './data/chargegate.db' },
+  { key: 'dbPath', env: 'DB_PATH', flag: '--db', parse: nonEmpty, def: DEFAULT_DB_PATH },
   { key: 'authorizationTimeoutMs', env: 'AUTHORIZATION_TIMEOUT_MS', flag: '--authorization-timeout-ms', parse: int(1, 600_000), def: 30_000 },
   { key: 'callbackTimeoutMs', env: 'CALLBACK_TIMEOUT_MS', flag: '--callback-timeout-ms', parse: int(1, 600_000), def: 10_000 },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', parse: oneOf(LOG_LEVELS), def: 'info' },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
-import { loadConfig } from '../src/config.ts';
+import { dbPathFrom, DEFAULT_DB_PATH, loadConfig, unpackSettings } from '../src/config.ts';
 
 describe('loadConfig', () => {
   it('has the SPEC defaults', () => {
@@ -38,5 +38,16 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ AUTHORIZER_URL: 'ftp://x' }), /AUTHORIZER_URL/);
     assert.throws(() => loadConfig({}, { CALLBACK_TIMEOUT_MS: '-1' }), /invalid --callback-timeout-ms/);
     assert.throws(() => loadConfig({ CALLBACK_RETRY_BASE_MS: '5000', CALLBACK_RETRY_MAX_MS: '10' }), /CALLBACK_RETRY_BASE_MS/);
+  });
+
+  it('one rule for the database path, shared by serve, every command and the executable\'s unpacking', () => {
+    assert.equal(loadConfig({}).dbPath, DEFAULT_DB_PATH);
+    assert.equal(dbPathFrom({}), DEFAULT_DB_PATH);
+    assert.equal(dbPathFrom({ DB_PATH: '/var/lib/cg.db' }), '/var/lib/cg.db');
+    assert.equal(dbPathFrom({ DB_PATH: '/var/lib/cg.db' }, '/x.db'), '/x.db');
+    assert.deepEqual(unpackSettings({}, ['serve']), { cacheDir: null, cacheDirFrom: null, dbPath: DEFAULT_DB_PATH });
+    assert.deepEqual(unpackSettings({ DB_PATH: '/a.db' }, ['acl', 'list', '--db=/b.db']), { cacheDir: null, cacheDirFrom: null, dbPath: '/b.db' });
+    assert.deepEqual(unpackSettings({ CHARGEGATE_CACHE_DIR: '/c' }, ['serve', '--cache-dir', '/d', '--db', '/e.db']), { cacheDir: '/d', cacheDirFrom: '--cache-dir', dbPath: '/e.db' });
+    assert.deepEqual(unpackSettings({ CHARGEGATE_CACHE_DIR: '/c' }, ['serve', '--', '--cache-dir', '/d']), { cacheDir: '/c', cacheDirFrom: 'CHARGEGATE_CACHE_DIR', dbPath: DEFAULT_DB_PATH });
   });
 });

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { CONFIG_VARIABLES, loadConfig } from '../config.ts';
+import { CONFIG_VARIABLES, dbPathFrom, loadConfig } from '../config.ts';
 import { isChargegateError } from '../core/errors.ts';
 import { refuseNewerFile } from '../queue/dbfile.ts';
 import { openDb, type Db } from '../queue/db.ts';
@@ -23,12 +23,10 @@ export interface CliIo {
   err: (s: string) => void;
 }
 
-const DEFAULT_DB = './data/chargegate.db';
 const CLI_BUSY_TIMEOUT_MS = 5000;
 
-/** --db, else $DB_PATH, else the default: the one rule for every command. */
 function dbPathOf(io: CliIo, dbFlag: string | undefined): string {
-  return dbFlag ?? (io.env.DB_PATH || DEFAULT_DB);
+  return dbPathFrom(io.env, dbFlag);
 }
 
 /**

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as sea from 'node:sea';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCli } from '../cli/main.ts';
+import { unpackSettings, type UnpackSettings } from '../config.ts';
 import { makeDirs } from '../core/fsutil.ts';
 import { setRuntimePaths, type RuntimePaths } from './paths.ts';
 
@@ -39,34 +40,20 @@ interface Candidate {
   shared: boolean;
 }
 
-/** The last value of `--name <v>` / `--name=v` in argv (the CLI parses it properly later). */
-function flagValue(argv: readonly string[], name: string): string | undefined {
-  let found: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') break;
-    if (a === name && i + 1 < argv.length) found = argv[++i];
-    else if (a.startsWith(`${name}=`)) found = a.slice(name.length + 1);
-  }
-  return found;
-}
-
 /**
  * Where to unpack, in order of preference: `--cache-dir` / `CHARGEGATE_CACHE_DIR` alone
  * when given; else `.chargegate-cache` in the database's folder, then a per-user folder in
  * the temp dir (which gateways often mount noexec, hence not the first choice).
  */
 export function cacheCandidates(
-  env: Record<string, string | undefined>,
-  argv: readonly string[],
+  settings: UnpackSettings,
   deps: { tmpdir: () => string; uid: number | undefined } = { tmpdir, uid: process.getuid?.() },
 ): Candidate[] {
-  const flag = flagValue(argv, '--cache-dir');
-  if (flag) return [{ dir: resolve(flag), from: '--cache-dir', shared: false }];
-  if (env.CHARGEGATE_CACHE_DIR) return [{ dir: resolve(env.CHARGEGATE_CACHE_DIR), from: 'CHARGEGATE_CACHE_DIR', shared: false }];
-  const db = flagValue(argv, '--db') || env.DB_PATH || './data/chargegate.db';
+  if (settings.cacheDir) {
+    return [{ dir: resolve(settings.cacheDir), from: settings.cacheDirFrom ?? 'CHARGEGATE_CACHE_DIR', shared: false }];
+  }
   return [
-    { dir: join(dirname(resolve(db)), '.chargegate-cache'), from: 'the database folder', shared: false },
+    { dir: join(dirname(resolve(settings.dbPath)), '.chargegate-cache'), from: 'the database folder', shared: false },
     { dir: join(deps.tmpdir(), `chargegate-${deps.uid ?? 'user'}`), from: 'the temp dir', shared: true },
   ];
 }
@@ -139,7 +126,7 @@ function main(): void {
   const manifest = JSON.parse(sea.getAsset(MANIFEST_ASSET, 'utf8')) as Manifest;
   // The injected script's own require reaches built-in modules only.
   const fsRequire = createRequire(process.execPath);
-  setRuntimePaths(() => unpackAll(cacheCandidates(process.env, argv), { manifest, read: (k) => sea.getRawAsset(k), load: fsRequire }));
+  setRuntimePaths(() => unpackAll(cacheCandidates(unpackSettings(process.env, argv)), { manifest, read: (k) => sea.getRawAsset(k), load: fsRequire }));
 
   // From here on the same as bin/chargegate.ts.
   const io = {

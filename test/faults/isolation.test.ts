@@ -1,30 +1,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { startApp } from '../support/app.ts';
+import { startApp, submit as submitVia } from '../support/app.ts';
 import { cli } from '../support/cli.ts';
 import { startReceiver, type Receiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
-import { percentile, STATION } from './support/load.ts';
+import { percentile } from './support/load.ts';
 
 // docs/reliability.md, promise "one receiver's failures cost only its own requests"
 // (SPEC §2 Isolation) and "an attempt row exists only for a POST that was made".
 // Ordering, not timing, is asserted: the healthy callback must arrive while the hung
 // receiver's POSTs are all still unanswered; the figures go to the test's diagnostics.
 
-const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 type Started = Awaited<ReturnType<typeof startApp>>;
 
-async function submit(s: Started, callback_url: string): Promise<{ id: string; at: number }> {
-  const at = Date.now();
-  const res = await s.app.server.inject({
-    method: 'POST',
-    url: '/api/v1/charging-session',
-    headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url }),
-  });
-  assert.equal(res.statusCode, 202, res.payload);
-  return { id: (JSON.parse(res.payload) as { request_id: string }).request_id, at };
-}
+const submit = (s: Started, callback_url: string) => submitVia(s.app, callback_url);
+
 
 function attemptsOf(s: Started, id: string) {
   return s.app.db.prepare('SELECT attempt, started_at, duration_ms, http_status, error, outcome FROM callback_attempts WHERE request_id = ? ORDER BY attempt').all(id) as Array<{

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { startApp } from '../support/app.ts';
+import { startApp, submit as submitVia } from '../support/app.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
-import { freePort, percentile, STATION } from './support/load.ts';
+import { freePort, percentile } from './support/load.ts';
 import * as hostile from './support/hostile.ts';
 
 // docs/reliability.md, promise "a bad receiver ends in a documented state and hurts no
@@ -11,20 +11,13 @@ import * as hostile from './support/hostile.ts';
 // SPEC §2 / README "Callback delivery" say, while a healthy receiver is served promptly.
 // The TLS receiver's self-signed certificate is a test fixture (test/faults/fixtures/).
 
-const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 
 type Started = Awaited<ReturnType<typeof startApp>>;
 
 async function submit(s: Started, callback_url: string): Promise<string> {
-  const res = await s.app.server.inject({
-    method: 'POST',
-    url: '/api/v1/charging-session',
-    headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url }),
-  });
-  assert.equal(res.statusCode, 202, res.payload);
-  return (JSON.parse(res.payload) as { request_id: string }).request_id;
+  return (await submitVia(s.app, callback_url)).id;
 }
+
 
 interface Outcome {
   state: string;

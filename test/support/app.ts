@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import pino from 'pino';
-import { createApp } from '../../src/app.ts';
+import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 
 /** Log lines captured as parsed JSON (pino writes to the injected stream). */
@@ -40,4 +40,20 @@ export async function startApp(t: { after: (fn: () => unknown) => void }, env: R
   app = await createApp({ config, log: captured.log });
   await app.start();
   return { app, config, dir, ...captured, base: `http://127.0.0.1:${app.server.info.port}` };
+}
+
+const TOKEN = 'ABCD-efgh1234567890_~valid.token';
+const STATION = '123e4567-e89b-12d3-a456-426614174000';
+
+/** One accepted request through the app's own router (Hapi inject); when it was sent, for latency. */
+export async function submit(app: Pick<App, 'server'>, callback_url: string) {
+  const at = Date.now();
+  const res = await app.server.inject({
+    method: 'POST',
+    url: '/api/v1/charging-session',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url }),
+  });
+  if (res.statusCode !== 202) throw new Error(`expected 202, got ${res.statusCode}: ${res.payload}`);
+  return { id: (JSON.parse(res.payload) as { request_id: string }).request_id, at };
 }

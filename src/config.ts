@@ -178,8 +178,8 @@ const SPECS: Spec[] = [
   { key: 'retentionDays', env: 'RETENTION_DAYS', flag: '--retention-days', parse: int(1, 36_500), def: 30 },
   { key: 'cacheDir', env: 'CHARGEGATE_CACHE_DIR', flag: '--cache-dir', parse: nonEmpty, def: null },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', parse: int(0, 600_000), def: 10_000 },
-  { key: 'workerConcurrency', env: 'WORKER_CONCURRENCY', flag: '--worker-concurrency', parse: int(1, 4096), def: 256 },
-  { key: 'callbackMaxInFlightPerOrigin', env: 'CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN', flag: '--callback-max-in-flight-per-origin', parse: int(1, 100_000), def: 32 },
+  { key: 'workerConcurrency', env: 'WORKER_CONCURRENCY', flag: '--worker-concurrency', parse: int(1, 4096), def: 512 },
+  { key: 'callbackMaxInFlightPerOrigin', env: 'CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN', flag: '--callback-max-in-flight-per-origin', parse: int(1, 100_000), def: 128 },
 ];
 
 /** Environment variable names and their flags, for `--help` and the README. */

@@ -9,7 +9,8 @@ import type { AuthorizerPlan } from './authorizer.ts';
 import { upstreamMarginMs } from './authorizer.ts';
 import type { DeadlineRunner, TaskOutcome } from './deadline.ts';
 import type { Inflight, Item } from './inflight.ts';
-import type { Lane, Origins } from './lanes.ts';
+import type { Admission, Deliveries } from './deliveries.ts';
+import type { Lane } from './lanes.ts';
 import { commitPersistently } from './record.ts';
 
 // The decision lane. Items hold a decision slot from claim to the write of their decision.
@@ -29,7 +30,6 @@ export interface DecisionDeps {
   lane: Lane;
   /** Decide tasks running at once (the rest of the lane waits for one). */
   tasks: Lane;
-  origins: Origins;
   log: Logger;
   now: () => number;
   dbPath: string;
@@ -40,8 +40,8 @@ export interface DecisionDeps {
   batchSize: number;
   stopping: () => boolean;
   observer?: { decided(d: Decision): void };
-  /** Decided items whose origin had room: they keep their claim and are POSTed now. */
-  deliver(items: Item[]): void;
+  /** The delivery lane: admits decided items before their write, takes them after. */
+  deliveries: Pick<Deliveries, 'admit' | 'unadmit' | 'accept'>;
   freed: () => void;
 }
 
@@ -60,7 +60,7 @@ function outcomes(items: Item[], o: TaskOutcome<Decision[]>, latency: number): D
 }
 
 export function createDecisions(deps: DecisionDeps) {
-  const { store, committer, runner, inflight, lane, tasks, origins, log, now } = deps;
+  const { store, committer, runner, inflight, lane, tasks, log, now } = deps;
   const waiting: Item[] = [];
 
   function pump(): void {
@@ -120,28 +120,29 @@ export function createDecisions(deps: DecisionDeps) {
 
   /** Records decisions (and what they leave behind) in one commit, then delivers them. */
   async function settle(items: Item[], decisions: Decision[]): Promise<void> {
-    // Delivery slots are taken before the write: the decision row then says whether it
-    // keeps its claim (delivered now) or waits in the table for its origin.
-    const keep = items.map((it) => origins.tryTake(it.origin));
+    // Delivery is admitted before the write: the decision row then says whether it keeps
+    // its claim (delivered now, or waiting here for its origin) or waits in the table.
+    const admissions = items.map((it) => deps.deliveries.admit(it));
     const at = now();
     const landed = await commitPersistently(
       committer,
       () => {
-        const ok = items.map((it, i) => store.recordDecision(decisions[i]!, it, keep[i]!, at));
+        const ok = items.map((it, i) => store.recordDecision(decisions[i]!, it, admissions[i] !== 'none', at));
         const mine = decisions.filter((_d, i) => ok[i]);
         deps.authStore?.record(mine, new Map(items.map((it) => [it.id, it])), at);
         return ok;
       },
       { log, what: 'decisions', count: items.length, giveUp: deps.stopping },
     );
-    const deliverNow: Item[] = [];
+    const kept: Item[] = [];
+    const keptAdmissions: Admission[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       const d = decisions[i]!;
       lane.give();
       if (!landed?.[i]) {
         if (landed) log.debug({ request_id: it.id }, 'claim lost before the decision was recorded; dropped');
-        if (keep[i]) origins.give(it.origin);
+        deps.deliveries.unadmit(it, admissions[i]!);
         inflight.finish(it);
         continue;
       }
@@ -154,10 +155,14 @@ export function createDecisions(deps: DecisionDeps) {
         },
         'decided',
       );
-      if (keep[i]) deliverNow.push(it);
-      else inflight.finish(it); // waits in the table until its origin has room
+      if (admissions[i] === 'none') {
+        inflight.finish(it); // waits in the table until its origin has room
+      } else {
+        kept.push(it);
+        keptAdmissions.push(admissions[i]!);
+      }
     }
-    if (deliverNow.length) deps.deliver(deliverNow);
+    if (kept.length) deps.deliveries.accept(kept, keptAdmissions);
     deps.freed();
   }
 

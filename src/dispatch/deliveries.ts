@@ -10,9 +10,16 @@ import type { Origins } from './lanes.ts';
 import { attemptRecord, commitPersistently, type RetryPolicy } from './record.ts';
 import { webhookHeaders } from './sign.ts';
 
-// The delivery lane: items arrive holding a slot of their origin; one task per origin
-// (a hung receiver's task holds only its own items), each POST timed by the worker from
-// when it starts. An attempt row is written only for a POST the worker reports as made.
+// The delivery lane: one task per origin (a hung receiver's task holds only its own
+// items), each POST timed by the worker from when it starts. An attempt row is written
+// only for a POST the worker reports as made.
+// A decided item either takes a slot of its origin at once, or waits here for one (at most
+// the per-origin bound per origin, and the lane's size in all, so memory stays bounded), or
+// goes back to the table. Waiting here spares the common single-receiver site a claim
+// transaction per request; the table takes what a saturated or hung origin cannot.
+
+/** How a decided item was admitted: a slot now, a place in its origin's wait list, or neither. */
+export type Admission = 'slot' | 'wait' | 'none';
 
 /** How long past its own deadline a started task may stay silent before its thread is given up on. */
 export const LOST_GRACE_MS = 5000;
@@ -32,6 +39,8 @@ export interface DeliveryDeps {
   signingKeys: Buffer[];
   policy: RetryPolicy;
   batchSize: number;
+  /** Decided items that may wait in memory for their origin, over all origins. */
+  maxWaitingTotal: number;
   stopping: () => boolean;
   observer?: { attempted(r: AttemptRecord): void };
   /** A slot was given back: the claim loop may find work for it. */
@@ -40,14 +49,52 @@ export interface DeliveryDeps {
 
 export function createDeliveries(deps: DeliveryDeps) {
   const { store, committer, runner, inflight, origins, log, now } = deps;
+  // Items waiting in memory for a slot of their origin, and places promised (admitted,
+  // decision not committed yet) counted with them.
+  const waitLists = new Map<string, Item[]>();
+  const places = new Map<string, number>();
+  let placesTotal = 0;
+  const maxWaiting = origins.perOrigin;
+  const maxWaitingTotal = deps.maxWaitingTotal;
 
-  /** Ends an item's turn here: its origin slot and its place in memory. */
-  function done(items: Item[]): void {
-    for (const it of items) {
-      origins.give(it.origin);
-      inflight.finish(it);
+  function takePlace(origin: string): boolean {
+    const n = places.get(origin) ?? 0;
+    if (n >= maxWaiting || placesTotal >= maxWaitingTotal) return false;
+    places.set(origin, n + 1);
+    placesTotal++;
+    return true;
+  }
+
+  function givePlace(origin: string): void {
+    const n = places.get(origin)!;
+    if (n <= 1) places.delete(origin);
+    else places.set(origin, n - 1);
+    placesTotal--;
+  }
+
+  /** Starts what waits for this origin, as far as its slots allow. */
+  function pump(origin: string): void {
+    const list = waitLists.get(origin);
+    if (!list) return;
+    const batch: Item[] = [];
+    while (list.length > 0 && batch.length < deps.batchSize && origins.tryTake(origin)) {
+      const it = list.shift()!;
+      givePlace(origin);
+      batch.push(it);
     }
+    if (list.length === 0) waitLists.delete(origin);
+    if (batch.length) void run(batch);
+  }
+
+  /** The POSTs are over: their slots go to whoever waits for the origin, else back to the lane. */
+  function slotsFree(items: Item[]): void {
+    for (const it of items) origins.give(it.origin);
+    pump(items[0]!.origin);
     deps.freed();
+  }
+
+  function finish(items: Item[]): void {
+    for (const it of items) inflight.finish(it);
   }
 
   async function run(items: Item[]): Promise<void> {
@@ -64,23 +111,27 @@ export function createDeliveries(deps: DeliveryDeps) {
     // wait to start (a thread busy elsewhere) and how long a started one may stay silent.
     const startBy = clockMs() + deps.timeoutMs;
     const o = await runner.run<DeliveryResult[]>('deliver', task, { startBy, finishBy: startBy + deps.timeoutMs + LOST_GRACE_MS });
+    // No POST of this task is in flight any more (or its thread is given up on): the slots
+    // are free before the results are on disk, whose commit they need not wait for.
+    slotsFree(items);
     if (o.kind === 'cancelled' || o.kind === 'failed') {
       // Nothing was POSTed (cancelled) or nobody can say (the thread died): no attempt is
       // recorded; the rows go back to the table and are delivered again.
       if (o.kind === 'failed') log.error({ err: o.error, count: items.length }, 'deliver task failed; rows handed back without an attempt');
       else log.warn({ count: items.length }, 'deliver task could not start in time; rows handed back');
       const due = o.kind === 'failed' ? now() + deps.policy.baseMs : now();
+      // Out of memory first: a claim in the same transaction as the release takes the row as new.
+      finish(items);
       await commitPersistently(committer, () => store.release(items, now(), due), {
         log, what: 'handed-back rows', count: items.length, giveUp: deps.stopping,
       });
-      done(items);
       return;
     }
     if (o.kind === 'lost') {
       // The thread stopped answering mid-POST: whether the receiver got it is unknown. The
       // rows keep their lease and come back when it expires, as after a crash.
       log.error({ count: items.length, origin: items[0]!.origin }, 'deliver task did not answer; rows resume when their lease expires');
-      done(items);
+      finish(items);
       return;
     }
     const byId = new Map<string, DeliveryResult>();
@@ -121,10 +172,38 @@ export function createDeliveries(deps: DeliveryDeps) {
       );
     }
     deps.depth.finished(finals);
-    done(items);
+    finish(items);
   }
 
   return {
+    /** Admits a decided item before its decision is written: a slot, a wait place, or none. */
+    admit(it: Item): Admission {
+      if (origins.tryTake(it.origin)) return 'slot';
+      return takePlace(it.origin) ? 'wait' : 'none';
+    },
+    /** Gives back what admit() took, for an item whose decision did not land. */
+    unadmit(it: Item, a: Admission): void {
+      if (a === 'slot') origins.give(it.origin);
+      else if (a === 'wait') givePlace(it.origin);
+    },
+    /** Items whose decision landed: delivered now (slot) or queued for their origin (wait). */
+    accept(items: Item[], admissions: Admission[]): void {
+      const now: Item[] = [];
+      const touched = new Set<string>();
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i]!;
+        if (admissions[i] === 'slot') now.push(it);
+        else if (admissions[i] === 'wait') {
+          let list = waitLists.get(it.origin);
+          if (!list) waitLists.set(it.origin, (list = []));
+          list.push(it);
+          touched.add(it.origin);
+        }
+      }
+      this.start(now);
+      // A slot may have come free while the decision was being written.
+      for (const o of touched) pump(o);
+    },
     /** Delivers items that already hold their origin's slot, one task per origin. */
     start(items: Item[]): void {
       const byOrigin = new Map<string, Item[]>();
@@ -137,5 +216,11 @@ export function createDeliveries(deps: DeliveryDeps) {
         for (let i = 0; i < g.length; i += deps.batchSize) void run(g.slice(i, i + deps.batchSize));
       }
     },
+    /** Items waiting in memory for a slot (tests: balances to 0). */
+    get waiting(): number {
+      return placesTotal;
+    },
   };
 }
+
+export type Deliveries = ReturnType<typeof createDeliveries>;

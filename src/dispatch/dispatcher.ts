@@ -99,6 +99,7 @@ export function createDispatcher(deps: DispatcherDeps) {
   const freed = () => claims.kick();
   const deliveries = createDeliveries({
     store, committer, depth, runner, inflight, origins, log, now, random, freed, stopping, batchSize,
+    maxWaitingTotal: sizes.deliveryItems,
     timeoutMs: config.callbackTimeoutMs,
     allowedHosts: config.callbackAllowedHosts,
     signingKeys: signingKeys(config.callbackSigningSecret),
@@ -106,7 +107,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     ...(deps.observer ? { observer: deps.observer } : {}),
   });
   const decisions = createDecisions({
-    store, committer, runner, inflight, origins, log, now, freed, stopping, batchSize,
+    store, committer, runner, inflight, log, now, freed, stopping, batchSize,
     lane: decisionLane,
     tasks: decideTasks,
     dbPath: config.dbPath,
@@ -114,7 +115,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     timeoutMs: config.authorizationTimeoutMs,
     authorizer,
     authStore: deps.authStore,
-    deliver: deliveries.start,
+    deliveries,
     ...(deps.observer ? { observer: deps.observer } : {}),
   });
   const claims = createClaimLoop({
@@ -209,7 +210,10 @@ export function createDispatcher(deps: DispatcherDeps) {
     },
     /** For tests of the invariants: what is held, and the counters that must balance. */
     probe() {
-      return { inflight: inflight.size, doubleFinishes: inflight.doubleFinishes, decisionSlots: decisionLane.used, deliverySlots: deliveryLane.used, gates: runner.busy };
+      return {
+        inflight: inflight.size, doubleFinishes: inflight.doubleFinishes, decisionSlots: decisionLane.used,
+        deliverySlots: deliveryLane.used, waiting: deliveries.waiting, gates: runner.busy,
+      };
     },
     /**
      * Stops claiming, waits up to graceMs for in-flight work, then hands back the leases

@@ -212,7 +212,7 @@ describe('dispatcher invariants', () => {
       throw e;
     });
     await waitFor(() => dispatcher.probe().inflight === 0 && dispatcher.probe().gates === 0, { what: 'nothing held, every task settled' });
-    assert.deepEqual(dispatcher.probe(), { inflight: 0, doubleFinishes: 0, decisionSlots: 0, deliverySlots: 0, gates: 0 });
+    assert.deepEqual(dispatcher.probe(), { inflight: 0, doubleFinishes: 0, decisionSlots: 0, deliverySlots: 0, waiting: 0, gates: 0 });
     assert.equal(depth.value, 0);
     depth.resync();
     assert.equal(depth.value, 0);

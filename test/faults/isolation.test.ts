@@ -47,14 +47,16 @@ describe('delivery isolation per callback origin', () => {
     assert.ok(hung.calls.length <= perOrigin, `hung origin got ${hung.calls.length} POSTs in flight, bound ${perOrigin}`);
     assert.equal(countAttempts(s, hungIds), 0, 'no attempt recorded for a POST still in flight');
     const waiting = s.app.db.prepare("SELECT COUNT(*) FROM charging_requests WHERE state = 'delivering' AND locked_at IS NULL").pluck().get() as number;
-    assert.ok(waiting >= 1000 - perOrigin, `decided rows for the saturated origin wait in the table (${waiting})`);
+    // At most one more bound's worth waits in memory, next in line; the rest in the table.
+    assert.ok(waiting >= 1000 - 2 * perOrigin, `decided rows for the saturated origin wait in the table (${waiting})`);
     t.diagnostic(`healthy POST->callback with 1,000 hung: ${waited} ms; hung POSTs in flight ${hung.calls.length}`);
     // The operator's view: which receiver is holding what.
     const r = await cli(['receivers', '--json', '--db', s.config.dbPath]);
     assert.equal(r.code, 0, r.err);
     const rows = JSON.parse(r.out) as Array<{ origin: string; in_flight: number; queued: number }>;
     const hungRow = rows.find((x) => x.origin === new URL(hung.url()).origin)!;
-    assert.equal(hungRow.in_flight, hung.calls.length);
+    // in_flight counts what the service holds claimed: the POSTs, and those next in line.
+    assert.ok(hungRow.in_flight >= hung.calls.length && hungRow.in_flight <= 2 * perOrigin, `in_flight ${hungRow.in_flight}`);
     assert.equal(hungRow.in_flight + hungRow.queued, 1000);
     assert.equal(rows[0]!.origin, hungRow.origin, 'the busiest receiver first');
     const text = await cli(['receivers', '--db', s.config.dbPath]);

@@ -41,25 +41,34 @@ export function createLane(max: number): Lane {
 export interface OriginState {
   inFlight: number;
   consecutiveFailures: number;
+  /** Its last attempt was delivered: it may borrow idle lane capacity. */
+  lastDelivered: boolean;
   /** HTTP status of the last answer, or the error code when there was none. */
   lastStatus: string | null;
   lastAt: number;
 }
 
 /**
- * Deliveries in flight per origin, inside the delivery lane. An origin never takes more
- * than `perOrigin` slots (and never more than half the lane, so a small lane still leaves
- * room for others). Idle origins are forgotten once many are remembered; the map stays bounded.
+ * Deliveries in flight per origin, inside the delivery lane. An origin takes at most
+ * `perOrigin` slots (never more than half the lane, so a small lane still leaves room for
+ * others). A proven origin, whose last attempt was delivered, may borrow up to half the
+ * lane: one busy receiver is then not capped at perOrigin / round trip. The moment an
+ * attempt of it fails (a timeout included) it is back to perOrigin; a receiver that has
+ * never delivered, or that hangs from the start, never gets more than perOrigin.
+ * Idle origins are forgotten once many are remembered; the map stays bounded.
  */
 export function createOrigins(lane: Lane, configuredPerOrigin: number, opts: { maxRemembered?: number } = {}) {
-  const perOrigin = Math.max(1, Math.min(configuredPerOrigin, Math.floor(lane.max / 2)));
+  const half = Math.max(1, Math.floor(lane.max / 2));
+  const perOrigin = Math.min(Math.max(1, configuredPerOrigin), half);
+  const proven = (s: OriginState | undefined) => s !== undefined && s.lastDelivered;
+  const limitOf = (s: OriginState | undefined) => (proven(s) ? half : perOrigin);
   const maxRemembered = opts.maxRemembered ?? 10_000;
   const origins = new Map<string, OriginState>();
 
   function state(origin: string): OriginState {
     let s = origins.get(origin);
     if (!s) {
-      s = { inFlight: 0, consecutiveFailures: 0, lastStatus: null, lastAt: 0 };
+      s = { inFlight: 0, consecutiveFailures: 0, lastDelivered: false, lastStatus: null, lastAt: 0 };
       origins.set(origin, s);
     }
     return s;
@@ -69,12 +78,12 @@ export function createOrigins(lane: Lane, configuredPerOrigin: number, opts: { m
     perOrigin,
     /** Slots this origin may still take now (lane and origin bound both). */
     room(origin: string): number {
-      const used = origins.get(origin)?.inFlight ?? 0;
-      return Math.max(0, Math.min(perOrigin - used, lane.room));
+      const s = origins.get(origin);
+      return Math.max(0, Math.min(limitOf(s) - (s?.inFlight ?? 0), lane.room));
     },
     tryTake(origin: string, n = 1): boolean {
       const s = state(origin);
-      if (s.inFlight + n > perOrigin || !lane.tryTake(n)) return false;
+      if (s.inFlight + n > limitOf(s) || !lane.tryTake(n)) return false;
       s.inFlight += n;
       return true;
     },
@@ -88,6 +97,7 @@ export function createOrigins(lane: Lane, configuredPerOrigin: number, opts: { m
     attempted(origin: string, delivered: boolean, status: string, at: number): void {
       const s = state(origin);
       s.consecutiveFailures = delivered ? 0 : s.consecutiveFailures + 1;
+      s.lastDelivered = delivered;
       s.lastStatus = status;
       s.lastAt = at;
       if (origins.size > maxRemembered) forgetIdle();
@@ -95,7 +105,7 @@ export function createOrigins(lane: Lane, configuredPerOrigin: number, opts: { m
     /** Origins at their bound: the delivery claim skips their rows. */
     saturated(): string[] {
       const out: string[] = [];
-      for (const [o, s] of origins) if (s.inFlight >= perOrigin) out.push(o);
+      for (const [o, s] of origins) if (s.inFlight >= limitOf(s)) out.push(o);
       return out;
     },
     /** Counts of remembered origins by class: never one series per origin. */
@@ -104,7 +114,7 @@ export function createOrigins(lane: Lane, configuredPerOrigin: number, opts: { m
       let failing = 0;
       let healthy = 0;
       for (const s of origins.values()) {
-        if (s.inFlight >= perOrigin) saturated++;
+        if (s.inFlight >= limitOf(s)) saturated++;
         else if (s.consecutiveFailures > 0) failing++;
         else if (s.lastStatus !== null || s.inFlight > 0) healthy++;
       }

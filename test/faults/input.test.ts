@@ -361,7 +361,7 @@ describe('hostile input: bodies', () => {
     for (const [name, text, status] of cases) {
       const t0 = performance.now();
       await refused(s, status, send(text), name);
-      assert.ok(performance.now() - t0 < 2000, `${name} took ${performance.now() - t0} ms`);
+      assert.ok(performance.now() - t0 < 10_000, `${name} took ${performance.now() - t0} ms`);
     }
   });
 
@@ -417,7 +417,7 @@ describe('hostile input: bodies', () => {
     assert.ok(bomb.length < 64 * 1024);
     const t0 = performance.now();
     await refused(s, 413, () => post(s, bomb, { 'content-encoding': 'gzip' }), 'gzip bomb');
-    assert.ok(performance.now() - t0 < 2000, 'not inflated to the end');
+    assert.ok(performance.now() - t0 < 10_000, 'not inflated to the end');
     await refused(s, 400, () => post(s, Buffer.from('not gzip at all'), { 'content-encoding': 'gzip' }), 'broken gzip');
     const small = await post(s, gzipSync(JSON.stringify(GOOD)), { 'content-encoding': 'gzip' });
     assert.equal(small.statusCode, 202, 'a gzip-encoded conforming body is accepted');

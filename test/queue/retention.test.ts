@@ -34,17 +34,21 @@ describe('retention', () => {
     const open = make(null, 'delivered');
     store.insertKey('old-key', 'h', old[0]!, now - 2 * DAY);
     store.insertKey('new-key', 'h', recent, now - 1000);
+    const attempt = { id: 'x', attempt: 1, started_at: 0, duration_ms: 1, http_status: 200, error: null, outcome: 'delivered' as const, next_due_at: null, failure: null };
+    store.recordOrigin('http://gone.example', [attempt], now - 40 * DAY);
+    store.recordOrigin('http://busy.example', [attempt], now - DAY);
 
     let commits = 0;
     const committer = createCommitter(db, { onCommit: () => commits++ });
     const retention = createRetention({ db, committer, log: captureLog().log, retentionDays: 30, idempotencyTtlMs: DAY, now: () => now, batchSize: 5 });
-    assert.deepEqual(await retention.runOnce(), { requests: 12, keys: 1 });
+    assert.deepEqual(await retention.runOnce(), { requests: 12, keys: 1, origins: 1 });
     assert.ok(commits >= 3, 'several small transactions, not one long one');
     const ids = (db.prepare('SELECT id FROM charging_requests ORDER BY id').pluck().all() as string[]).sort();
     assert.deepEqual(ids, [recent, open].sort());
     assert.equal((db.prepare('SELECT COUNT(*) FROM callback_attempts').pluck().get() as number), 1);
     assert.deepEqual(db.prepare('SELECT key FROM idempotency_keys').pluck().all(), ['new-key']);
-    assert.deepEqual(await retention.runOnce(), { requests: 0, keys: 0 });
+    assert.deepEqual(db.prepare('SELECT origin FROM callback_origins').pluck().all(), ['http://busy.example'], 'receivers not called for RETENTION_DAYS go');
+    assert.deepEqual(await retention.runOnce(), { requests: 0, keys: 0, origins: 0 });
   });
 });
 
@@ -84,6 +88,6 @@ describe('retention stop', () => {
     const left = db.prepare('SELECT COUNT(*) FROM charging_requests').pluck().get() as number;
     assert.ok(left > 0, `the run ended before pruning all ${ROWS} rows (it pruned ${ROWS - left} in ${commits} commits)`);
     assert.ok(commitsAfterStop <= 1, `at most the batch in hand is committed after stop(): ${commitsAfterStop}`);
-    assert.deepEqual(await retention.runOnce(), { requests: 0, keys: 0 }, 'no run after stop');
+    assert.deepEqual(await retention.runOnce(), { requests: 0, keys: 0, origins: 0 }, 'no run after stop');
   });
 });

@@ -112,7 +112,8 @@ export function createDecisions(deps: DecisionDeps) {
         upstreamBy: deadline - upstreamMarginMs(deps.timeoutMs),
         items: referrals,
       };
-      const answers = await runner.run<Decision[]>('authorize', upstream, { startBy: deadline, finishBy: deadline + LOST_GRACE_MS });
+      const deadlines = { startBy: deadline, finishBy: deadline + LOST_GRACE_MS };
+      const answers = await runner.run<Decision[]>('authorize', upstream, deadlines);
       await settle(referred, outcomes(referred, answers, now() - started));
     }
     await settling;
@@ -150,7 +151,8 @@ export function createDecisions(deps: DecisionDeps) {
       deps.observer?.decided(d);
       log.info(
         {
-          request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''), decision: d.status, reason: d.reason,
+          request_id: it.id, station_id: it.station_id, driver_token: maskToken(it.driver_token ?? ''),
+          decision: d.status, reason: d.reason,
           source: d.source, latency_ms: d.latency_ms, ...(d.upstream_error ? { upstream_error: d.upstream_error } : {}),
         },
         'decided',

@@ -21,6 +21,8 @@ import { webhookHeaders } from './sign.ts';
 /** How a decided item was admitted: a slot now, a place in its origin's wait list, or neither. */
 export type Admission = 'slot' | 'wait' | 'none';
 
+const MESSAGE = { retry: 'delivery attempt failed; will retry', delivered: 'delivered', failed: 'delivery failed' } as const;
+
 /** How long past its own deadline a started task may stay silent before its thread is given up on. */
 export const LOST_GRACE_MS = 5000;
 
@@ -110,15 +112,17 @@ export function createDeliveries(deps: DeliveryDeps) {
     // The POSTs' own deadline starts in the worker; this only bounds how long the task may
     // wait to start (a thread busy elsewhere) and how long a started one may stay silent.
     const startBy = clockMs() + deps.timeoutMs;
-    const o = await runner.run<DeliveryResult[]>('deliver', task, { startBy, finishBy: startBy + deps.timeoutMs + LOST_GRACE_MS });
+    const finishBy = startBy + deps.timeoutMs + LOST_GRACE_MS;
+    const o = await runner.run<DeliveryResult[]>('deliver', task, { startBy, finishBy });
     // No POST of this task is in flight any more (or its thread is given up on): the slots
     // are free before the results are on disk, whose commit they need not wait for.
     slotsFree(items);
     if (o.kind === 'cancelled' || o.kind === 'failed') {
       // Nothing was POSTed (cancelled) or nobody can say (the thread died): no attempt is
       // recorded; the rows go back to the table and are delivered again.
-      if (o.kind === 'failed') log.error({ err: o.error, count: items.length }, 'deliver task failed; rows handed back without an attempt');
-      else log.warn({ count: items.length }, 'deliver task could not start in time; rows handed back');
+      const count = items.length;
+      if (o.kind === 'failed') log.error({ err: o.error, count }, 'deliver task failed; rows handed back without an attempt');
+      else log.warn({ count }, 'deliver task could not start in time; rows handed back');
       const due = o.kind === 'failed' ? now() + deps.policy.baseMs : now();
       // Out of memory first: a claim in the same transaction as the release takes the row as new.
       finish(items);
@@ -130,7 +134,8 @@ export function createDeliveries(deps: DeliveryDeps) {
     if (o.kind === 'lost') {
       // The thread stopped answering mid-POST: whether the receiver got it is unknown. The
       // rows keep their lease and come back when it expires, as after a crash.
-      log.error({ count: items.length, origin: items[0]!.origin }, 'deliver task did not answer; rows resume when their lease expires');
+      const at = { count: items.length, origin: items[0]!.origin };
+      log.error(at, 'deliver task did not answer; rows resume when their lease expires');
       finish(items);
       return;
     }
@@ -158,7 +163,8 @@ export function createDeliveries(deps: DeliveryDeps) {
     for (let i = 0; i < made.length; i++) {
       const it = made[i]!;
       const rec = records[i]!;
-      origins.attempted(it.origin, rec.outcome === 'delivered', rec.http_status !== null ? String(rec.http_status) : (rec.error ?? 'error'), at);
+      const status = rec.http_status !== null ? String(rec.http_status) : (rec.error ?? 'error');
+      origins.attempted(it.origin, rec.outcome === 'delivered', status, at);
       if (!landed?.[i]) {
         // Fenced out: the row was released or claimed again meanwhile; not ours to record.
         if (landed) log.debug({ request_id: it.id }, 'claim lost before the attempt was recorded; dropped');
@@ -167,8 +173,11 @@ export function createDeliveries(deps: DeliveryDeps) {
       if (rec.outcome !== 'retry') finals++;
       deps.observer?.attempted(rec);
       log.info(
-        { request_id: it.id, attempt: rec.attempt, outcome: rec.outcome, http_status: rec.http_status, error: rec.error, duration_ms: rec.duration_ms, next_due_at: rec.next_due_at ?? undefined },
-        rec.outcome === 'retry' ? 'delivery attempt failed; will retry' : rec.outcome === 'delivered' ? 'delivered' : 'delivery failed',
+        {
+          request_id: it.id, attempt: rec.attempt, outcome: rec.outcome, http_status: rec.http_status, error: rec.error,
+          duration_ms: rec.duration_ms, next_due_at: rec.next_due_at ?? undefined,
+        },
+        MESSAGE[rec.outcome],
       );
     }
     deps.depth.finished(finals);

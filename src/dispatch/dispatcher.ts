@@ -192,7 +192,8 @@ export function createDispatcher(deps: DispatcherDeps) {
     /** The upstream authorizer's circuit breaker, null without AUTHORIZER_URL (health, metrics). */
     authorizerBreaker(): { state: BreakerState; opened: number } | null {
       if (!authorizer) return null;
-      const b = breaker(authorizer.settings.breakerState, { failures: authorizer.settings.breakerFailures, openMs: authorizer.settings.breakerOpenMs });
+      const s = authorizer.settings;
+      const b = breaker(s.breakerState, { failures: s.breakerFailures, openMs: s.breakerOpenMs });
       return { state: b.state(now()), opened: b.opened };
     },
     get inflight(): number {

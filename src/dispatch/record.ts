@@ -24,11 +24,13 @@ export function attemptRecord(it: Item, r: DeliveryResult, at: number, policy: R
     outcome = 'failed';
     failure = `max_attempts: last ${r.error ?? `HTTP ${r.http_status}`}`;
   } else if (outcome === 'retry') {
-    next_due_at = at + backoffMs(attempt - it.roundStart, { baseMs: policy.baseMs, maxMs: policy.maxMs }, random, r.retry_after_ms);
+    const n = attempt - it.roundStart;
+    next_due_at = at + backoffMs(n, { baseMs: policy.baseMs, maxMs: policy.maxMs }, random, r.retry_after_ms);
   } else if (outcome === 'failed') {
     failure = r.http_status === null ? `${r.error}: ${r.detail ?? ''}`.trim() : `rejected: HTTP ${r.http_status}`;
   }
-  return { id: it.id, attempt, started_at: r.started_at, duration_ms: r.duration_ms, http_status: r.http_status, error: r.error, outcome, next_due_at, failure };
+  const { started_at, duration_ms, http_status, error } = r;
+  return { id: it.id, attempt, started_at, duration_ms, http_status, error, outcome, next_due_at, failure };
 }
 
 const FIRST_RETRY_MS = 100;
@@ -51,10 +53,13 @@ export async function commitPersistently<T>(
       return await committer.run(fn);
     } catch (err) {
       if (opts.giveUp()) {
-        opts.log.error({ err: String(err), count: opts.count, tries }, `could not persist ${opts.what}; giving up (the rows' leases bring them back)`);
+        const why = `could not persist ${opts.what}; giving up (the rows' leases bring them back)`;
+        opts.log.error({ err: String(err), count: opts.count, tries }, why);
         return null;
       }
-      if (tries === 1) opts.log.error({ err: String(err), count: opts.count }, `could not persist ${opts.what}; retrying until the database accepts it`);
+      if (tries === 1) {
+        opts.log.error({ err: String(err), count: opts.count }, `could not persist ${opts.what}; retrying until the database accepts it`);
+      }
       await sleep(wait);
       wait = Math.min(MAX_RETRY_MS, wait * 2);
     }

@@ -116,7 +116,8 @@ export function createStore(db: Db) {
     (origin, attempts, delivered, consecutive_failures, last_status, last_attempt_at, last_delivered_at)
     VALUES (@origin, @attempts, @delivered, @failures, @status, @at, CASE WHEN @delivered > 0 THEN @at END)
     ON CONFLICT (origin) DO UPDATE SET attempts = attempts + excluded.attempts, delivered = delivered + excluded.delivered,
-      consecutive_failures = CASE WHEN @last_delivered THEN excluded.consecutive_failures ELSE consecutive_failures + excluded.consecutive_failures END,
+      consecutive_failures = CASE WHEN @last_delivered THEN excluded.consecutive_failures
+                                  ELSE consecutive_failures + excluded.consecutive_failures END,
       last_status = excluded.last_status, last_attempt_at = excluded.last_attempt_at,
       last_delivered_at = COALESCE(excluded.last_delivered_at, last_delivered_at)`);
 
@@ -164,14 +165,21 @@ export function createStore(db: Db) {
      * Claims decided rows that are due, in due order, at most room(origin) per origin and
      * limit in all; rows of origins in `skip` (at their bound) are passed over.
      */
-    claimDeliverable(now: number, limit: number, leaseMs: number, skip: string[], room: (origin: string) => number): ClaimedRow[] {
+    claimDeliverable(
+      now: number,
+      limit: number,
+      leaseMs: number,
+      skip: string[],
+      room: (origin: string) => number,
+    ): ClaimedRow[] {
       if (limit <= 0) return [];
       const taken = new Map<string, number>();
       const ids: string[] = [];
       const full = new Set(skip);
       // A scan returns candidates of origins that fill up on the way; look again past them.
       for (let round = 0; round < 4 && ids.length < limit; round++) {
-        const rows = deliverable.all({ now, limit: limit * 2, skip: JSON.stringify([...full]) }) as Array<{ id: string; origin: string }>;
+        const scan = { now, limit: limit * 2, skip: JSON.stringify([...full]) };
+        const rows = deliverable.all(scan) as Array<{ id: string; origin: string }>;
         let filled = false;
         for (const r of rows) {
           if (ids.length >= limit) break;
@@ -198,12 +206,15 @@ export function createStore(db: Db) {
      * claim no longer holds (the row is not ours any more).
      */
     recordDecision(d: Decision, c: Claim, keep: boolean, now: number): boolean {
-      return decide.run({ id: d.id, claim: c.claim, keep: keep ? 1 : 0, status: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms, now }).changes === 1;
+      const row = { id: d.id, claim: c.claim, keep: keep ? 1 : 0, status: d.status, reason: d.reason, source: d.source, latency_ms: d.latency_ms, now };
+      return decide.run(row).changes === 1;
     },
     /** Persists one attempt under its claim; false (and no attempt row) when the claim no longer holds. */
     recordAttempt(r: AttemptRecord, claim: number, now: number): boolean {
-      const last_error = r.outcome === 'delivered' ? null : r.failure ?? (r.error ?? (r.http_status !== null ? `HTTP ${r.http_status}` : null));
-      const changed = attemptUpdate.run({ id: r.id, claim, attempt: r.attempt, now, outcome: r.outcome, next_due_at: r.next_due_at, last_error }).changes === 1;
+      const status = r.http_status !== null ? `HTTP ${r.http_status}` : null;
+      const last_error = r.outcome === 'delivered' ? null : (r.failure ?? r.error ?? status);
+      const update = { id: r.id, claim, attempt: r.attempt, now, outcome: r.outcome, next_due_at: r.next_due_at, last_error };
+      const changed = attemptUpdate.run(update).changes === 1;
       if (changed) attemptInsert.run(r);
       return changed;
     },

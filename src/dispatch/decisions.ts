@@ -39,6 +39,8 @@ export interface DecisionDeps {
   authStore: AuthStore | undefined;
   batchSize: number;
   stopping: () => boolean;
+  /** True once a stop handed the leases back: no waiting item may start a task any more. */
+  closed: () => boolean;
   observer?: { decided(d: Decision): void };
   /** The delivery lane: admits decided items before their write, takes them after. */
   deliveries: Pick<Deliveries, 'admit' | 'unadmit' | 'accept'>;
@@ -64,7 +66,7 @@ export function createDecisions(deps: DecisionDeps) {
   const waiting: Item[] = [];
 
   function pump(): void {
-    while (waiting.length > 0 && tasks.tryTake()) {
+    while (waiting.length > 0 && !deps.closed() && tasks.tryTake()) {
       void run(waiting.splice(0, deps.batchSize));
     }
   }

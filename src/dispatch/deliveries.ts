@@ -44,6 +44,8 @@ export interface DeliveryDeps {
   /** Decided items that may wait in memory for their origin, over all origins. */
   maxWaitingTotal: number;
   stopping: () => boolean;
+  /** True once a stop handed the leases back: nothing held may start a POST any more. */
+  closed: () => boolean;
   observer?: { attempted(r: AttemptRecord): void };
   /** A slot was given back: the claim loop may find work for it. */
   freed: () => void;
@@ -77,7 +79,7 @@ export function createDeliveries(deps: DeliveryDeps) {
   /** Starts what waits for this origin, as far as its slots allow. */
   function pump(origin: string): void {
     const list = waitLists.get(origin);
-    if (!list) return;
+    if (!list || deps.closed()) return;
     const batch: Item[] = [];
     while (list.length > 0 && batch.length < deps.batchSize && origins.tryTake(origin)) {
       const it = list.shift()!;

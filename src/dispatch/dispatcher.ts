@@ -76,6 +76,9 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   let stopped = false;
   const stopping = () => stopped;
+  // Set once stop() handed the leases back: items still held then are not ours to start.
+  let released = false;
+  const closed = () => released;
   // Rows claimed again while this process still holds them: the write that ended the held
   // copy's turn handed the row back in the same transaction as the claim (or the copy's
   // lease ran out). The new claim starts once the held copy has finished.
@@ -98,7 +101,7 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   const freed = () => claims.kick();
   const deliveries = createDeliveries({
-    store, committer, depth, runner, inflight, origins, log, now, random, freed, stopping, batchSize,
+    store, committer, depth, runner, inflight, origins, log, now, random, freed, stopping, closed, batchSize,
     maxWaitingTotal: sizes.deliveryItems,
     timeoutMs: config.callbackTimeoutMs,
     allowedHosts: config.callbackAllowedHosts,
@@ -107,7 +110,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     ...(deps.observer ? { observer: deps.observer } : {}),
   });
   const decisions = createDecisions({
-    store, committer, runner, inflight, log, now, freed, stopping, batchSize,
+    store, committer, runner, inflight, log, now, freed, stopping, closed, batchSize,
     lane: decisionLane,
     tasks: decideTasks,
     dbPath: config.dbPath,
@@ -185,6 +188,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     },
     start(): void {
       stopped = false;
+      released = false;
       claims.start();
     },
     /** New work was committed: look for it now rather than at the next poll. */
@@ -225,10 +229,10 @@ export function createDispatcher(deps: DispatcherDeps) {
       stopped = true;
       claims.stop();
       await inflight.idle(graceMs);
+      released = true;
       const held = [...inflight.all(), ...[...deferred.values()].map((d) => d.item)];
       if (held.length === 0) return { released: 0 };
-      const released = await committer.run(() => store.release(held, now()));
-      return { released };
+      return { released: await committer.run(() => store.release(held, now())) };
     },
   };
 }

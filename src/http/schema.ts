@@ -1,12 +1,12 @@
 import Joi from 'joi';
 import type { SessionBody as Body } from '../core/types.ts';
 import { checkHost, compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
-import { TOKEN_RE as TOKEN, URL_FORBIDDEN_CHAR_RE, UUID_RE as UUID } from '../core/validate.ts';
+import { DEFAULT_TOKEN_TYPE, TOKEN_RE as TOKEN, TOKEN_TYPES, URL_FORBIDDEN_CHAR_RE, UUID_RE as UUID } from '../core/validate.ts';
 
 // The accept contract of SPEC §1, one rule per field. Messages name the rule in words a
 // client developer can act on; every bad field is reported (abortEarly: false).
 
-export const FIELDS = ['station_id', 'driver_token', 'callback_url'] as const;
+export const FIELDS = ['station_id', 'driver_token', 'callback_url', 'token_type'] as const;
 
 // UUID_RE: RFC 9562 text form, any version (v1 in the SPEC's example), any letter case.
 
@@ -47,6 +47,9 @@ export const createSessionSchema = (policy: UrlPolicy) => Joi.object({
     'url.scheme': 'must use the http: or https: scheme',
     'url.userinfo': 'must not contain user information (user:password@)',
     'url.policy': 'is not an allowed callback target: {#reason}',
+  }),
+  token_type: Joi.string().valid(...TOKEN_TYPES).default(DEFAULT_TOKEN_TYPE).messages({
+    'any.only': `must be one of ${TOKEN_TYPES.join(', ')}`,
   }),
 })
   .required()

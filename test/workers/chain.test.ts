@@ -35,7 +35,7 @@ function setup(t: { after: (fn: () => void) => void }) {
     const [d] = decide({
       dbPath: path,
       now: opts.now ?? Date.now(),
-      items: [{ id: 'x', station_id: opts.station ?? S1, driver_token: token }],
+      items: [{ id: 'x', station_id: opts.station ?? S1, driver_token: token, token_type: 'RFID' as const }],
       authorizer: opts.upstream === false ? undefined : { offlineCacheMaxAgeMs: 24 * HOUR },
     })!;
     return d!;
@@ -44,8 +44,8 @@ function setup(t: { after: (fn: () => void) => void }) {
 }
 
 function cache(db: Db, token: string, status: 'allowed' | 'not_allowed', reason: string, storedAt: number, freshUntil: number, station = S1) {
-  db.prepare(`INSERT INTO authorizer_cache (token_hash, station_id, status, reason, stored_at, fresh_until, last_used_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`).run(hashToken(token), station, status, reason, storedAt, freshUntil, storedAt);
+  db.prepare(`INSERT INTO authorizer_cache (token_hash, token_type, station_id, status, reason, stored_at, fresh_until, last_used_at)
+    VALUES (?, 'RFID', ?, ?, ?, ?, ?, ?)`).run(hashToken(token), station, status, reason, storedAt, freshUntil, storedAt);
 }
 
 const brief = (d: Decision) => (d.referral ? `refer:${d.referral.offline}${d.referral.listed ? ':listed' : ''}` : `${d.status}/${d.reason}/${d.source}`);

@@ -148,7 +148,7 @@ describe('authorizer cache (step 2)', () => {
 
     const d = run(tok('fresh-ok'), { now });
     assert.equal(brief(d), 'allowed/allowed/cache');
-    assert.deepEqual(d.cache_used, { token_hash: hashToken(tok('fresh-ok')), station_id: S1 });
+    assert.deepEqual(d.cache_used, { token_hash: hashToken(tok('fresh-ok')), token_type: 'RFID', station_id: S1 });
     assert.equal(brief(run(tok('fresh-no'), { now })), 'not_allowed/no_credit/cache');
     assert.equal(run(tok('fresh-unknown'), { now }).unknown_token, true);
     assert.equal(brief(run(tok('stale-ok'), { now })), 'refer:cached_allowed');

@@ -204,7 +204,7 @@ const SPECS: Spec[] = [
   { key: 'callbackMaxInFlightPerOrigin', env: 'CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN', flag: '--callback-max-in-flight-per-origin', parse: int(1, 100_000), def: 128 },
   { key: 'httpProxy', env: 'HTTP_PROXY', flag: '--http-proxy', parse: proxyUrl, def: null, aliases: ['http_proxy'] },
   { key: 'httpsProxy', env: 'HTTPS_PROXY', flag: '--https-proxy', parse: proxyUrl, def: null, aliases: ['https_proxy'] },
-  { key: 'noProxy', env: 'NO_PROXY', flag: '--no-proxy', parse: (raw) => raw.trim(), def: null, aliases: ['no_proxy'] },
+  { key: 'noProxy', env: 'NO_PROXY', flag: '--proxy-bypass', parse: (raw) => raw.trim(), def: null, aliases: ['no_proxy'] },
 ];
 
 /** What the worker threads need of the proxy settings; null when no proxy is set (direct connections). */

@@ -6,6 +6,7 @@ import { openDb, type Db } from '../queue/db.ts';
 import { prepareForCommand } from '../queue/instance.ts';
 import { runtimePaths } from '../runtime/paths.ts';
 import { serve } from '../runtime/serve.ts';
+import { apiDocument } from '../http/server.ts';
 import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
 import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
@@ -88,7 +89,7 @@ export function buildProgram(io: CliIo, version: string): Command {
       const key = v.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
       if (opts[key] !== undefined) flags[v.env] = opts[key];
     }
-    await serve(loadConfig(io.env, flags));
+    await serve(loadConfig(io.env, flags), version);
   });
 
   const dbOption = () => new Option('--db <path>', 'SQLite file (default: $DB_PATH or ./data/chargegate.db)');
@@ -287,6 +288,13 @@ export function buildProgram(io: CliIo, version: string): Command {
         const cols = ['origin', 'in_flight', 'queued', 'last_status', 'consecutive_failures', 'next_attempt_at', 'last_delivered_at'];
         io.out(`${table(rows as never, cols)}\n`);
       }
+    });
+
+  program
+    .command('openapi')
+    .description('print the OpenAPI 3.1 description of the HTTP API (the document GET /openapi.json serves)')
+    .action(() => {
+      io.out(`${JSON.stringify(apiDocument(version), null, 2)}\n`);
     });
 
   for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands]) {

@@ -1,5 +1,5 @@
 // Builds dist/chargegate: one Node single-executable (SEA) file for Linux x86-64 that
-// needs nothing installed. Facts this follows: /work/shared/PACKAGING.md.
+// needs nothing installed. The facts this follows are in docs/building.md.
 //
 //   1. esbuild bundles (CommonJS): the CLI (src/runtime/sea.ts), the piscina task file
 //      (workers/task.ts) and piscina's own worker bootstrap.

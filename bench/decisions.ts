@@ -66,10 +66,10 @@ const pool = createPool({ filename: fileURLToPath(new URL('../workers/task.ts', 
 /** One request through the chain as the dispatcher runs it; resolves with its decision and ms. */
 async function decideOne(id: string, token: string): Promise<{ d: Decision; ms: number }> {
   const t0 = performance.now();
-  const first: DecideTask = { dbPath, now: Date.now(), items: [{ id, station_id: STATION, driver_token: token }], authorizer: plan.decide };
+  const first: DecideTask = { dbPath, now: Date.now(), items: [{ id, station_id: STATION, driver_token: token, token_type: 'RFID' }], authorizer: plan.decide };
   let [d] = (await pool.run(first, { name: 'decide' })) as Decision[];
   if (d!.referral) {
-    const second: AuthorizeTask = { authorizer: plan.settings, now: Date.now(), sentAt: clockMs(), upstreamBy: clockMs() + 4000, items: [{ id, station_id: STATION, driver_token: token, referral: d!.referral }] };
+    const second: AuthorizeTask = { authorizer: plan.settings, now: Date.now(), sentAt: clockMs(), upstreamBy: clockMs() + 4000, items: [{ id, station_id: STATION, driver_token: token, token_type: 'RFID', referral: d!.referral }] };
     [d] = (await pool.run(second, { name: 'authorize' })) as Decision[];
   }
   return { d: d!, ms: performance.now() - t0 };

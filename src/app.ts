@@ -31,6 +31,8 @@ export interface AppOptions {
   http?: Partial<HttpLimits>;
   /** Told when the service cannot go on safely and must be restarted (serve exits 1). */
   onFatal?: (err: Error) => void;
+  /** The release, shown in the OpenAPI document. */
+  version?: string;
 }
 
 /** Short on the service: a synchronous SQLite busy-wait blocks the whole event loop. */
@@ -151,6 +153,7 @@ export async function createApp(opts: AppOptions) {
     },
     onSessionAnswer: (status, replayed) => metrics?.request(status, replayed),
     draining: () => draining,
+    ...(opts.version ? { version: opts.version } : {}),
     ...(opts.http ? { limits: opts.http } : {}),
   });
   const resync = setInterval(() => {

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { ChargegateError } from './core/errors.ts';
+import type { ProxySettings } from './core/types.ts';
 import { compilePolicy } from './core/urlpolicy.ts';
 
 // The only reader of process.env. Flags win over environment variables, which win over
@@ -46,6 +47,12 @@ export interface Config {
   workerConcurrency: number;
   /** Callback POSTs in flight to one origin (scheme://host:port) at once; at most half the delivery lane. */
   callbackMaxInFlightPerOrigin: number;
+  /** Forward proxy for http: callbacks and upstream calls (HTTP_PROXY / http_proxy). */
+  httpProxy: string | null;
+  /** Forward proxy for https: targets (HTTPS_PROXY / https_proxy). */
+  httpsProxy: string | null;
+  /** Hosts reached without the proxy (NO_PROXY / no_proxy). */
+  noProxy: string | null;
 }
 
 type Source = Record<string, string | undefined>;
@@ -97,6 +104,8 @@ interface Spec {
   flag: string;
   parse: (raw: string) => unknown;
   def: unknown;
+  /** Other names of the variable, read first (the lower-case proxy variables, as curl and undici do). */
+  aliases?: string[];
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -132,6 +141,19 @@ function httpUrl(raw: string): string {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('expected an absolute http(s) URL');
   return raw;
+}
+
+/** A forward proxy: http: or https: URL, nothing after the authority (undici's ProxyAgent takes no path). */
+function proxyUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw.trim());
+  } catch {
+    throw new Error('expected a proxy URL such as http://proxy.example:3128');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('expected an http: or https: proxy URL');
+  if (u.pathname !== '/' || u.search !== '' || u.hash !== '') throw new Error('expected a proxy URL without a path');
+  return raw.trim();
 }
 
 function bool(raw: string): boolean {
@@ -180,7 +202,16 @@ const SPECS: Spec[] = [
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', parse: int(0, 600_000), def: 10_000 },
   { key: 'workerConcurrency', env: 'WORKER_CONCURRENCY', flag: '--worker-concurrency', parse: int(1, 4096), def: 512 },
   { key: 'callbackMaxInFlightPerOrigin', env: 'CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN', flag: '--callback-max-in-flight-per-origin', parse: int(1, 100_000), def: 128 },
+  { key: 'httpProxy', env: 'HTTP_PROXY', flag: '--http-proxy', parse: proxyUrl, def: null, aliases: ['http_proxy'] },
+  { key: 'httpsProxy', env: 'HTTPS_PROXY', flag: '--https-proxy', parse: proxyUrl, def: null, aliases: ['https_proxy'] },
+  { key: 'noProxy', env: 'NO_PROXY', flag: '--proxy-bypass', parse: (raw) => raw.trim(), def: null, aliases: ['no_proxy'] },
 ];
+
+/** What the worker threads need of the proxy settings; null when no proxy is set (direct connections). */
+export function proxySettings(config: Readonly<Config>): ProxySettings | null {
+  if (config.httpProxy === null && config.httpsProxy === null) return null;
+  return { httpProxy: config.httpProxy, httpsProxy: config.httpsProxy, noProxy: config.noProxy };
+}
 
 /** Environment variable names and their flags, for `--help` and the README. */
 export const CONFIG_VARIABLES = SPECS.map(({ env, flag, def }) => ({ env, flag, def }));
@@ -193,7 +224,8 @@ export function loadConfig(env: Source, flags: Source = {}): Readonly<Config> {
   const out: Record<string, unknown> = {};
   for (const spec of SPECS) {
     const fromFlag = flags[spec.env];
-    const raw = fromFlag ?? env[spec.env];
+    const alias = spec.aliases?.find((a) => env[a] !== undefined && env[a] !== '');
+    const raw = fromFlag ?? (alias !== undefined ? env[alias] : env[spec.env]);
     if (raw === undefined || (fromFlag === undefined && raw === '')) {
       out[spec.key] = spec.def;
       continue;
@@ -201,7 +233,7 @@ export function loadConfig(env: Source, flags: Source = {}): Readonly<Config> {
     try {
       out[spec.key] = spec.parse(raw);
     } catch (err) {
-      const name = fromFlag !== undefined ? spec.flag : spec.env;
+      const name = fromFlag !== undefined ? spec.flag : (alias ?? spec.env);
       throw new ChargegateError('CG_ERR_CONFIG', `invalid ${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
     }
   }

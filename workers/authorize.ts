@@ -30,8 +30,11 @@ async function lookup(s: AuthorizerSettings, br: Breaker, item: AuthorizeItem, c
   let result: Lookup;
   try {
     const { station } = item.referral;
-    const call = s.protocol === 'ocpi' ? ocpiRequest(s.url, s.token, station, item.driver_token) : jsonRequest(s.url, s.token, station, item.driver_token);
-    const res = await post(call, left());
+    const call =
+      s.protocol === 'ocpi'
+        ? ocpiRequest(s.url, s.token, station, item.driver_token, item.token_type)
+        : jsonRequest(s.url, s.token, station, item.driver_token);
+    const res = await post(call, left(), s.proxy ?? null);
     result = 'kind' in res ? res : s.protocol === 'ocpi' ? ocpiAnswer(res) : jsonAnswer(res);
   } catch (err) {
     result = failed('upstream_error', String(err));
@@ -58,7 +61,7 @@ export async function authorize(task: AuthorizeTask): Promise<Decision[] | null>
   return Promise.all(
     task.items.map(async (item): Promise<Decision> => {
       const { token_hash, station, listed } = item.referral;
-      const r = await coalescer.run(`${token_hash}|${station}`, () => lookup(s, br, item, clock, left));
+      const r = await coalescer.run(`${token_hash}|${item.token_type}|${station}`, () => lookup(s, br, item, clock, left));
       const latency_ms = Math.round(performance.now() - t0);
       if (r.kind === 'failed') return { id: item.id, ...offlineDecision(item, r.reason, r.detail, s.offlineAllowUnknown), latency_ms };
       const d: Decision = { id: item.id, status: r.status, reason: r.reason, source: 'upstream', latency_ms };
@@ -68,7 +71,7 @@ export async function authorize(task: AuthorizeTask): Promise<Decision[] | null>
         // allowed one still counts for the offline rules.
         const ttl = r.cacheForMs ?? (r.status === 'allowed' ? s.cacheTtlMs : s.cacheNegativeTtlMs);
         const at = Math.round(clock());
-        d.cache_put = { token_hash, station_id: station, status: r.status, reason: r.reason, stored_at: at, fresh_until: at + ttl };
+        d.cache_put = { token_hash, token_type: item.token_type, station_id: station, status: r.status, reason: r.reason, stored_at: at, fresh_until: at + ttl };
       }
       return d;
     }),

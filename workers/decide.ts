@@ -40,7 +40,7 @@ function reader(dbPath: string, nativeBinding: string | undefined): Reader {
     station: db.prepare('SELECT 1 FROM stations WHERE station_id = ?').pluck(),
     // Two plain lookups instead of one LEFT JOIN: on this schema SQLite took ~40 µs for the
     // join against ~5 µs for both statements, and most tokens have no group.
-    aclToken: db.prepare(`SELECT a.blocked, a.expires_at, a.valid_from, a.allow_offline, a.group_name,
+    aclToken: db.prepare(`SELECT a.blocked, a.expires_at, a.valid_from, a.allow_offline, a.group_name, a.token_type,
         EXISTS (SELECT 1 FROM acl_stations s WHERE s.token = a.token) AS scoped,
         EXISTS (SELECT 1 FROM acl_stations s WHERE s.token = a.token AND s.station_id = @station) AS in_scope
       FROM acl a WHERE a.token = @token`),
@@ -49,7 +49,9 @@ function reader(dbPath: string, nativeBinding: string | undefined): Reader {
         EXISTS (SELECT 1 FROM acl_group_stations s WHERE s.group_name = g.name) AS g_scoped,
         EXISTS (SELECT 1 FROM acl_group_stations s WHERE s.group_name = g.name AND s.station_id = @station) AS g_in_scope
       FROM acl_groups g WHERE g.name = @group`),
-    cache: db.prepare('SELECT status, reason, stored_at, fresh_until FROM authorizer_cache WHERE token_hash = ? AND station_id = ?'),
+    cache: db.prepare(
+      'SELECT status, reason, stored_at, fresh_until FROM authorizer_cache WHERE token_hash = ? AND token_type = ? AND station_id = ?',
+    ),
     // Each statement outside a transaction is a read transaction of its own, and every
     // commit of the main thread in between makes SQLite drop this connection's page cache.
     // One transaction per batch: one snapshot, one cache check, for all its lookups.
@@ -81,16 +83,16 @@ export function decideOne(r: Reader, hasStations: boolean, item: DecideItem, now
   if (hasStations && !r.station.get(station)) {
     return { status: 'invalid', reason: 'station_not_registered', source: 'local_list' };
   }
-  const v = localVerdict(aclRow(r, item.driver_token, station), now);
+  const v = localVerdict(aclRow(r, item.driver_token, station), now, item.token_type);
   if (v.final) return { status: v.status, reason: v.reason, source: 'local_list' };
   if (!authorizer) {
     if (v.allowOffline) return { status: 'allowed', reason: v.reason, source: 'local_list' };
     return { status: 'not_allowed', reason: v.reason, source: 'local_list', ...(v.listed ? {} : { unknown_token: true }) };
   }
   const token_hash = hashToken(item.driver_token);
-  const cached = r.cache.get(token_hash, station) as CacheRow | undefined;
+  const cached = r.cache.get(token_hash, item.token_type, station) as CacheRow | undefined;
   if (cached && cached.fresh_until > now) {
-    const d: Step = { status: cached.status, reason: cached.reason, source: 'cache', cache_used: { token_hash, station_id: station } };
+    const d: Step = { status: cached.status, reason: cached.reason, source: 'cache', cache_used: { token_hash, token_type: item.token_type, station_id: station } };
     if (!v.listed && cached.reason === 'unknown_token') d.unknown_token = true;
     return d;
   }

@@ -1,15 +1,18 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { Agent, request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { enter } from '../src/core/gate.ts';
 import { errorCode, isTimeout } from '../src/core/httperror.ts';
-import { KEEP_ALIVE } from '../src/core/keepalive.ts';
 import { REFUSED_BY_POLICY, parseRetryAfter } from '../src/core/retry.ts';
-import type { DeliverTask, DeliverItem, DeliveryResult } from '../src/core/types.ts';
+import type { DeliverTask, DeliverItem, DeliveryResult, ProxySettings } from '../src/core/types.ts';
 import { URL_FORBIDDEN_CHAR_RE } from '../src/core/validate.ts';
 import { checkAddress, checkHost, compilePolicy, type UrlPolicy } from '../src/core/urlpolicy.ts';
+import { outboundCache } from './outbound.ts';
 
 // Callback POSTs with undici (the built-in fetch costs ~10x the CPU per request).
-// One Agent per worker thread keeps connections to each receiver alive across tasks.
+// One dispatcher per worker thread keeps connections to each receiver alive across tasks.
+// Through a forward proxy (HTTP_PROXY / HTTPS_PROXY) the proxy resolves the target's name,
+// so the URL policy is judged on the URL text only (checkHost below); the resolved-address
+// check (guardedLookup) guards the direct connections: no proxy, or a NO_PROXY host.
 
 /** Receivers' answers are read up to this many bytes and then dropped: nobody needs them. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -47,13 +50,9 @@ function guardedLookup(hostname: string, options: LookupOptions, callback: Looku
   });
 }
 
-const agent = new Agent({
-  // Bounded per origin so one slow receiver cannot hold every socket of the thread.
-  connections: 64,
-  // Idle sockets retired before the receiver closes them (why: src/core/keepalive.ts).
-  ...KEEP_ALIVE,
-  connect: { lookup: guardedLookup as never },
-});
+// Bounded per origin so one slow receiver cannot hold every socket of the thread; idle
+// sockets retired before the receiver closes them (why: src/core/keepalive.ts).
+const dispatcherFor = outboundCache({ connections: 64, lookup: guardedLookup });
 
 /** An attempt's error as recorded: every deadline is `timeout` (the undici code, if any, as detail). */
 export function errorOf(err: unknown): { code: string; detail: string | null } {
@@ -65,7 +64,7 @@ export function errorOf(err: unknown): { code: string; detail: string | null } {
   return { code, detail: null };
 }
 
-export async function post(item: DeliverItem, timeoutMs: number): Promise<DeliveryResult> {
+export async function post(item: DeliverItem, timeoutMs: number, dispatcher: Dispatcher = dispatcherFor(null)): Promise<DeliveryResult> {
   const started_at = Date.now();
   const t0 = performance.now();
   const failed = (code: string, detail: string | null): DeliveryResult => ({
@@ -89,7 +88,7 @@ export async function post(item: DeliverItem, timeoutMs: number): Promise<Delive
       method: 'POST',
       body: item.body,
       headers: { 'content-type': 'application/json', ...item.headers },
-      dispatcher: agent,
+      dispatcher,
       signal: AbortSignal.timeout(timeoutMs),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -113,8 +112,12 @@ export async function post(item: DeliverItem, timeoutMs: number): Promise<Delive
 export async function deliver(task: DeliverTask): Promise<DeliveryResult[] | null> {
   if (!enter(task.gate)) return null;
   usePolicy(task.allowedHosts);
-  return Promise.all(task.items.map((item) => post(item, task.timeoutMs)));
+  const dispatcher = dispatcherFor(task.proxy);
+  return Promise.all(task.items.map((item) => post(item, task.timeoutMs, dispatcher)));
 }
 
 /** For tests: judge URLs under a policy without a task. */
 export { usePolicy };
+
+/** For tests: the thread's dispatcher under these proxy settings. */
+export const dispatcherForProxy = (proxy: ProxySettings | null): Dispatcher => dispatcherFor(proxy);

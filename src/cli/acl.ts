@@ -1,5 +1,5 @@
 import { maskToken } from '../core/token.ts';
-import { TOKEN_RE, UUID_RE } from '../core/validate.ts';
+import { TOKEN_RE, TOKEN_TYPES, UUID_RE } from '../core/validate.ts';
 import type { Db } from '../queue/db.ts';
 import { createAclStage } from './aclwrite.ts';
 import { usageError } from './usage.ts';
@@ -18,6 +18,8 @@ export interface AclEntry {
   valid_from?: string | null;
   /** Ask the upstream first; allowed when it cannot answer (README "Authorization chain"). */
   allow_offline?: boolean;
+  /** Only requests naming this OCPI token type match the entry; null = any type. */
+  token_type?: string | null;
 }
 
 /** A CSV row: an entry, or (differential updates) a token to remove. */
@@ -34,6 +36,12 @@ export function checkToken(token: string): string {
 export function checkStation(id: string): string {
   if (!UUID_RE.test(id)) throw usageError(`invalid station id ${JSON.stringify(id)}: must be a UUID`);
   return id.toLowerCase();
+}
+
+export function checkTokenType(value: string): string {
+  const v = value.trim().toUpperCase();
+  if (!(TOKEN_TYPES as readonly string[]).includes(v)) throw usageError(`invalid token type ${JSON.stringify(value)}: expected one of ${TOKEN_TYPES.join(', ')}`);
+  return v;
 }
 
 export function checkExpiry(value: string, what = 'expiry'): string {
@@ -122,11 +130,18 @@ export interface EffectiveRow {
   expires_at: string | null;
   allow_offline: boolean;
   note: string | null;
+  /** The OCPI token type the entry is limited to; '*' = any type. */
+  token_type: string;
 }
 
-/** Each token's effective state now (the acl_effective view); tokens masked unless `full`. */
+/**
+ * Each token's effective state now (the acl_effective view, with the entry's token type
+ * limit); tokens masked unless `full`. `acl list` keeps its original shape for scripts.
+ */
 export function aclEffective(db: Db, full = false): EffectiveRow[] {
-  const rows = db.prepare('SELECT * FROM acl_effective ORDER BY token').all() as Array<Omit<EffectiveRow, 'group' | 'allow_offline'> & { group_name: string | null; allow_offline: number }>;
+  const rows = db.prepare('SELECT e.*, a.token_type FROM acl_effective e JOIN acl a ON a.token = e.token ORDER BY e.token').all() as Array<
+    Omit<EffectiveRow, 'group' | 'allow_offline' | 'token_type'> & { group_name: string | null; allow_offline: number; token_type: string | null }
+  >;
   return rows.map((r) => ({
     token: full ? r.token : maskToken(r.token),
     group: r.group_name,
@@ -136,5 +151,6 @@ export function aclEffective(db: Db, full = false): EffectiveRow[] {
     expires_at: r.expires_at,
     allow_offline: r.allow_offline === 1,
     note: r.note,
+    token_type: r.token_type ?? '*',
   }));
 }

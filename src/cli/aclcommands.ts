@@ -75,7 +75,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .addOption(dbOption())
     .action((o: { json: boolean; full: boolean; db?: string }) => {
       const rows = withDb(o.db, (db) => aclEffective(db, o.full));
-      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
+      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'token_type', 'note'])}\n`);
     });
 
   const version = acl

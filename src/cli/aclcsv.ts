@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { parse } from 'csv-parse';
-import { checkExpiry, checkStation, checkToken, type AclRecord } from './acl.ts';
+import { checkExpiry, checkStation, checkToken, checkTokenType, type AclRecord } from './acl.ts';
 import { checkGroupName } from './groups.ts';
 import { usageError } from './usage.ts';
 
@@ -8,7 +8,7 @@ import { usageError } from './usage.ts';
 // is parsed (a 100k-row file is read in 64 KiB chunks), so neither the file's text nor its
 // rows are ever all in memory.
 
-const COLUMNS = ['token', 'stations', 'expires_at', 'blocked', 'note', 'group', 'valid_from', 'allow_offline', 'remove'];
+const COLUMNS = ['token', 'stations', 'expires_at', 'blocked', 'note', 'group', 'valid_from', 'allow_offline', 'token_type', 'remove'];
 const KNOWN = new Set(COLUMNS);
 const TRUE = new Set(['1', 'true', 'yes', 'y', 'blocked']);
 const FALSE = new Set(['', '0', 'false', 'no', 'n']);
@@ -34,6 +34,7 @@ function toRecord(rec: Record<string, string>, line: number): AclRecord {
     group: rec.group ? checkGroupName(rec.group) : null,
     valid_from: rec.valid_from ? checkExpiry(rec.valid_from, 'valid_from') : null,
     allow_offline: flag(rec, 'allow_offline'),
+    token_type: rec.token_type ? checkTokenType(rec.token_type) : null,
     remove: flag(rec, 'remove'),
   };
 }
@@ -41,7 +42,7 @@ function toRecord(rec: Record<string, string>, line: number): AclRecord {
 /**
  * Reads an ACL CSV: a header row naming `token` and optionally `stations` (separated by
  * `;` or spaces; empty = every station), `expires_at`, `blocked`, `note`, `group`,
- * `valid_from`, `allow_offline`, and `remove` (differential updates: true removes the
+ * `valid_from`, `allow_offline`, `token_type` (empty = any type), and `remove` (differential updates: true removes the
  * token, OCPP's entry without IdTagInfo). Each row goes to `onRecord` once checked; a bad
  * row stops the read with a usage error naming its line. Resolves to the number of rows.
  */

@@ -22,7 +22,8 @@ CREATE TEMP TABLE IF NOT EXISTS acl_stage (
   note          TEXT,
   group_name    TEXT,
   valid_from    TEXT,
-  allow_offline INTEGER NOT NULL
+  allow_offline INTEGER NOT NULL,
+  token_type    TEXT
 );
 CREATE TEMP TABLE IF NOT EXISTS acl_stage_stations (
   token      TEXT NOT NULL,
@@ -55,11 +56,11 @@ export interface AclStage {
 export function createAclStage(db: Db): AclStage {
   db.exec(STAGING_TABLES);
   const stagePut = db.prepare(`INSERT INTO temp.acl_stage
-      (token, line, token_hash, blocked, expires_at, note, group_name, valid_from, allow_offline)
-    VALUES (@token, @line, @token_hash, @blocked, @expires_at, @note, @group_name, @valid_from, @allow_offline)
+      (token, line, token_hash, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type)
+    VALUES (@token, @line, @token_hash, @blocked, @expires_at, @note, @group_name, @valid_from, @allow_offline, @token_type)
     ON CONFLICT (token) DO UPDATE SET line = excluded.line, blocked = excluded.blocked,
       expires_at = excluded.expires_at, note = excluded.note, group_name = excluded.group_name,
-      valid_from = excluded.valid_from, allow_offline = excluded.allow_offline`);
+      valid_from = excluded.valid_from, allow_offline = excluded.allow_offline, token_type = excluded.token_type`);
   const stageClearStations = db.prepare('DELETE FROM temp.acl_stage_stations WHERE token = ?');
   const stageStation = db.prepare('INSERT OR IGNORE INTO temp.acl_stage_stations (token, station_id) VALUES (?, ?)');
   const stageRemoval = db.prepare('INSERT OR IGNORE INTO temp.acl_stage_removals (token) VALUES (?)');
@@ -71,11 +72,11 @@ export function createAclStage(db: Db): AclStage {
     'DELETE FROM acl WHERE token IN (SELECT token FROM temp.acl_stage_removals)');
   // `WHERE true`: SQLite's parser needs it before ON CONFLICT in an INSERT … SELECT.
   const upsertEntries = db.prepare(`INSERT INTO acl
-      (token, blocked, expires_at, note, group_name, valid_from, allow_offline)
-    SELECT token, blocked, expires_at, note, group_name, valid_from, allow_offline FROM temp.acl_stage WHERE true
+      (token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type)
+    SELECT token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type FROM temp.acl_stage WHERE true
     ON CONFLICT (token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
       note = excluded.note, group_name = excluded.group_name, valid_from = excluded.valid_from,
-      allow_offline = excluded.allow_offline, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`);
+      allow_offline = excluded.allow_offline, token_type = excluded.token_type, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`);
   const clearStations = db.prepare('DELETE FROM acl_stations WHERE token IN (SELECT token FROM temp.acl_stage)');
   const addStations = db.prepare(
     'INSERT OR IGNORE INTO acl_stations (token, station_id) SELECT token, station_id FROM temp.acl_stage_stations');
@@ -101,6 +102,7 @@ export function createAclStage(db: Db): AclStage {
         group_name: e.group ?? null,
         valid_from: e.valid_from ?? null,
         allow_offline: e.allow_offline ? 1 : 0,
+        token_type: e.token_type ?? null,
       });
       // A later row for the token replaces its stations too.
       stageClearStations.run(e.token);

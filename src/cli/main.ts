@@ -6,7 +6,9 @@ import { openDb, type Db } from '../queue/db.ts';
 import { prepareForCommand } from '../queue/instance.ts';
 import { runtimePaths } from '../runtime/paths.ts';
 import { serve } from '../runtime/serve.ts';
-import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken } from './acl.ts';
+import { apiDocument } from '../http/server.ts';
+import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
+import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
 import { aclImport } from './aclimport.ts';
 import { checkGroupName } from './groups.ts';
@@ -87,7 +89,7 @@ export function buildProgram(io: CliIo, version: string): Command {
       const key = v.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
       if (opts[key] !== undefined) flags[v.env] = opts[key];
     }
-    await serve(loadConfig(io.env, flags));
+    await serve(loadConfig(io.env, flags), version);
   });
 
   const dbOption = () => new Option('--db <path>', 'SQLite file (default: $DB_PATH or ./data/chargegate.db)');
@@ -103,8 +105,12 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--group <name>', 'member of this group (see acl group add)')
     .option('--valid-from <iso>', 'charges from then on, ISO-8601')
     .option('--allow-offline', 'ask the upstream authorizer first; allowed when it cannot answer', false)
+    .option('--token-type <type>', `only for requests naming this OCPI token type (${TOKEN_TYPES.join(', ')}); default any type`)
     .addOption(dbOption())
-    .action((token: string, o: { station: string[]; expires?: string; blocked: boolean; note?: string; group?: string; validFrom?: string; allowOffline: boolean; db?: string }) => {
+    .action((token: string, o: {
+      station: string[]; expires?: string; blocked: boolean; note?: string; group?: string; validFrom?: string; allowOffline: boolean;
+      tokenType?: string; db?: string;
+    }) => {
       const entry = {
         token: checkToken(token),
         stations: o.station.map(checkStation),
@@ -114,6 +120,7 @@ export function buildProgram(io: CliIo, version: string): Command {
         group: o.group === undefined ? null : checkGroupName(o.group),
         valid_from: o.validFrom ? checkExpiry(o.validFrom, 'valid-from') : null,
         allow_offline: o.allowOffline,
+        token_type: o.tokenType === undefined ? null : checkTokenType(o.tokenType),
       };
       withDb(io, o.db, (db) => aclAdd(db, entry));
       io.out(`acl: added ${entry.token.slice(0, 4)}…${entry.token.slice(-4)}\n`);
@@ -143,7 +150,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     });
   acl
     .command('import <file>')
-    .description('import a CSV (header: token,stations,expires_at,blocked,note[,group,valid_from,allow_offline,remove])')
+    .description('import a CSV (header: token,stations,expires_at,blocked,note[,group,valid_from,allow_offline,token_type,remove])')
     .option('--replace', 'full update: remove every entry that is not in the file', false)
     .option('--differential', 'differential update (the default): add, replace, and remove rows marked remove', false)
     .option('--list-version <n>', 'the list version this update brings; an older one is refused (OCPP SendLocalList)')
@@ -281,6 +288,13 @@ export function buildProgram(io: CliIo, version: string): Command {
         const cols = ['origin', 'in_flight', 'queued', 'last_status', 'consecutive_failures', 'next_attempt_at', 'last_delivered_at'];
         io.out(`${table(rows as never, cols)}\n`);
       }
+    });
+
+  program
+    .command('openapi')
+    .description('print the OpenAPI 3.1 description of the HTTP API (the document GET /openapi.json serves)')
+    .action(() => {
+      io.out(`${JSON.stringify(apiDocument(version), null, 2)}\n`);
     });
 
   for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands]) {

@@ -51,6 +51,7 @@ export function formatRequest(v: RequestView): string {
     `state        ${v.state}`,
     `station_id   ${v.station_id}`,
     `driver_token ${v.driver_token}`,
+    `token_type   ${v.token_type}`,
     `callback_url ${v.callback_url}`,
     `created_at   ${v.created_at}`,
     `decision     ${v.decision ? `${v.decision.status} (${v.decision.reason}, ${v.decision.source}, ${v.decision.latency_ms} ms, ${v.decision.decided_at})` : '-'}`,

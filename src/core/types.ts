@@ -9,11 +9,14 @@ export type DecisionStatus = 'allowed' | 'not_allowed' | 'unknown' | 'invalid';
  */
 export type DecisionSource = 'local_list' | 'cache' | 'upstream' | 'offline_rule' | 'system';
 export type RequestState = 'queued' | 'authorizing' | 'delivering' | 'delivered' | 'failed';
+/** OCPI 2.2.1 TokenType (src/core/validate.ts TOKEN_TYPES): what kind of credential driver_token is. */
+export type TokenType = 'RFID' | 'APP_USER' | 'AD_HOC_USER' | 'OTHER';
 
 export interface DecideItem {
   id: string;
   station_id: string;
   driver_token: string;
+  token_type: TokenType;
 }
 
 export interface DecideTask {
@@ -50,6 +53,8 @@ export interface Referral {
 /** An upstream answer as the authorizer_cache table keeps it (token hashed). */
 export interface CachedAnswer {
   token_hash: string;
+  /** An eMSP may answer differently for an app user than for a card with the same uid. */
+  token_type: TokenType;
   station_id: string;
   status: 'allowed' | 'not_allowed';
   reason: string;
@@ -70,11 +75,24 @@ export interface Decision {
   /** An upstream answer for the main thread to store in authorizer_cache. */
   cache_put?: CachedAnswer;
   /** The authorizer_cache entry this decision used, kept recent for the LRU bound. */
-  cache_used?: { token_hash: string; station_id: string };
+  cache_used?: { token_hash: string; token_type: TokenType; station_id: string };
   /** A token without a local-list entry that was not allowed by upstream or cache: recorded in unknown_tokens. */
   unknown_token?: boolean;
   /** Why the upstream authorizer could not answer (logged with the decision). */
   upstream_error?: string;
+}
+
+/**
+ * Outbound forward proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, read by src/config.ts only),
+ * for callbacks and the upstream authorizer alike. null = direct connections.
+ */
+export interface ProxySettings {
+  /** Proxy for http: targets. */
+  httpProxy: string | null;
+  /** Proxy for https: targets (tunnelled with CONNECT). */
+  httpsProxy: string | null;
+  /** Hosts reached directly: comma-separated names, .suffixes, host:port, `*`. */
+  noProxy: string | null;
 }
 
 /** What a worker thread needs to call the upstream authorizer (built from Config). */
@@ -94,12 +112,15 @@ export interface AuthorizerSettings {
   cacheTtlMs: number;
   cacheNegativeTtlMs: number;
   offlineAllowUnknown: boolean;
+  /** Outbound proxies; null or absent = direct. */
+  proxy?: ProxySettings | null;
 }
 
 export interface AuthorizeItem {
   id: string;
   station_id: string;
   driver_token: string;
+  token_type: TokenType;
   referral: Referral;
 }
 
@@ -130,6 +151,8 @@ export interface DeliverTask {
   timeoutMs: number;
   /** CALLBACK_ALLOWED_HOSTS entries (null = any host but the always-refused ones). */
   allowedHosts: string[] | null;
+  /** Outbound proxies; null or absent = direct. */
+  proxy?: ProxySettings | null;
   items: DeliverItem[];
 }
 
@@ -152,6 +175,8 @@ export interface SessionBody {
   station_id: string;
   driver_token: string;
   callback_url: string;
+  /** Defaulted to RFID by the schema when the client names none. */
+  token_type: TokenType;
 }
 
 // The read model of one request (GET /api/v1/charging-session/{id}, `requests show`).
@@ -170,6 +195,7 @@ export interface RequestView {
   station_id: string;
   /** Masked: the full token is personal data and never leaves through a read. */
   driver_token: string;
+  token_type: TokenType;
   callback_url: string;
   decision: { status: DecisionStatus; reason: string | null; source: string | null; latency_ms: number | null; decided_at: string | null } | null;
   delivery: { attempts: number; last_error: string | null; next_attempt_at: string | null; finished_at: string | null };

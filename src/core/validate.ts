@@ -3,6 +3,10 @@
 export const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 export const TOKEN_RE = /^[A-Za-z0-9._~-]{20,80}$/;
 
+/** OCPI 2.2.1 TokenType values a request may name (SPEC §1); RFID when it names none. */
+export const TOKEN_TYPES = ['RFID', 'APP_USER', 'AD_HOC_USER', 'OTHER'] as const;
+export const DEFAULT_TOKEN_TYPE = 'RFID';
+
 /**
  * Characters a callback URL must not contain: C0 controls, space, DEL, C1 controls, and
  * every other Unicode space. The WHATWG parser would silently drop CR, LF and TAB

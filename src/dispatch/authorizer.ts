@@ -1,4 +1,4 @@
-import type { Config } from '../config.ts';
+import { proxySettings, type Config } from '../config.ts';
 import { createBreakerState } from '../core/breaker.ts';
 import type { AuthorizerSettings, DecideTask } from '../core/types.ts';
 
@@ -29,6 +29,7 @@ export function authorizerPlan(config: Readonly<Config>): AuthorizerPlan | null 
       cacheTtlMs: config.authorizerCacheTtlS * 1000,
       cacheNegativeTtlMs: config.authorizerCacheNegativeTtlS * 1000,
       offlineAllowUnknown: config.offlineAllowUnknown,
+      proxy: proxySettings(config),
     },
   };
 }

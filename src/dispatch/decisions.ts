@@ -78,7 +78,7 @@ export function createDecisions(deps: DecisionDeps) {
       dbPath: deps.dbPath,
       nativeBinding: deps.nativeBinding,
       now: started,
-      items: items.map((it) => ({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '' })),
+      items: items.map((it) => ({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '', token_type: it.token_type })),
       authorizer: deps.authorizer?.decide,
     };
     let o: TaskOutcome<Decision[]>;
@@ -98,7 +98,7 @@ export function createDecisions(deps: DecisionDeps) {
       const d = decisions[i]!;
       if (d.referral && deps.authorizer) {
         referred.push(it);
-        referrals.push({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '', referral: d.referral });
+        referrals.push({ id: it.id, station_id: it.station_id, driver_token: it.driver_token ?? '', token_type: it.token_type, referral: d.referral });
       } else {
         decided.push(it);
         final.push(d);

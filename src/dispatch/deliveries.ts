@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { clockMs } from '../core/gate.ts';
-import type { DeliverTask, DeliveryResult } from '../core/types.ts';
+import type { DeliverTask, DeliveryResult, ProxySettings } from '../core/types.ts';
 import type { Committer } from '../queue/committer.ts';
 import type { Depth } from '../queue/depth.ts';
 import type { AttemptRecord, Store } from '../queue/store.ts';
@@ -38,6 +38,8 @@ export interface DeliveryDeps {
   random: () => number;
   timeoutMs: number;
   allowedHosts: string[] | null;
+  /** Outbound proxies (src/config.ts proxySettings); null = direct. */
+  proxy?: ProxySettings | null;
   signingKeys: Buffer[];
   policy: RetryPolicy;
   batchSize: number;
@@ -106,6 +108,7 @@ export function createDeliveries(deps: DeliveryDeps) {
     const task: DeliverTask = {
       timeoutMs: deps.timeoutMs,
       allowedHosts: deps.allowedHosts,
+      proxy: deps.proxy ?? null,
       items: items.map((it) => {
         const body = JSON.stringify({ station_id: it.station_id, driver_token: it.driver_token, status: it.decision });
         return { id: it.id, url: it.callback_url, body, headers: webhookHeaders(deps.signingKeys, it.id, sentAt, body) };

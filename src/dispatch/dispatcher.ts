@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
+import { proxySettings, type Config } from '../config.ts';
 import { breaker, type BreakerState } from '../core/breaker.ts';
-import type { Decision } from '../core/types.ts';
+import type { Decision, TokenType } from '../core/types.ts';
 import type { AuthStore } from '../queue/authcache.ts';
 import type { Committer } from '../queue/committer.ts';
 import type { Depth } from '../queue/depth.ts';
@@ -105,6 +105,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     maxWaitingTotal: sizes.deliveryItems,
     timeoutMs: config.callbackTimeoutMs,
     allowedHosts: config.callbackAllowedHosts,
+    proxy: proxySettings(config),
     signingKeys: signingKeys(config.callbackSigningSecret),
     policy: { maxAttempts: config.callbackMaxAttempts, baseMs: config.callbackRetryBaseMs, maxMs: config.callbackRetryMaxMs },
     ...(deps.observer ? { observer: deps.observer } : {}),
@@ -175,7 +176,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         decisionLane.give();
         claims.kick();
       },
-      adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string; origin: string }): void {
+      adopt(row: { id: string; station_id: string; driver_token: string; token_type: TokenType; callback_url: string; origin: string }): void {
         const it: Item = { ...row, claim: 1, attempts: 0, roundStart: 0, decision: null };
         inflight.add(it);
         adopted.push(it);

@@ -1,4 +1,4 @@
-import type { DecisionStatus } from '../core/types.ts';
+import type { DecisionStatus, TokenType } from '../core/types.ts';
 import type { ClaimedRow } from '../queue/store.ts';
 
 // The requests this process holds a claim on, from claim (or hand-off) to the write that
@@ -10,6 +10,7 @@ export interface Item {
   claim: number;
   station_id: string;
   driver_token: string | null;
+  token_type: TokenType;
   callback_url: string;
   origin: string;
   attempts: number;
@@ -24,6 +25,7 @@ export function itemOf(row: ClaimedRow): Item {
     claim: row.claim_count,
     station_id: row.station_id,
     driver_token: row.driver_token,
+    token_type: row.token_type,
     callback_url: row.callback_url,
     origin: row.origin,
     attempts: row.attempts,

@@ -1,12 +1,12 @@
 import Joi from 'joi';
 import type { SessionBody as Body } from '../core/types.ts';
 import { checkHost, compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
-import { TOKEN_RE as TOKEN, URL_FORBIDDEN_CHAR_RE, UUID_RE as UUID } from '../core/validate.ts';
+import { DEFAULT_TOKEN_TYPE, TOKEN_RE as TOKEN, TOKEN_TYPES, URL_FORBIDDEN_CHAR_RE, UUID_RE as UUID } from '../core/validate.ts';
 
 // The accept contract of SPEC §1, one rule per field. Messages name the rule in words a
 // client developer can act on; every bad field is reported (abortEarly: false).
 
-export const FIELDS = ['station_id', 'driver_token', 'callback_url'] as const;
+export const FIELDS = ['station_id', 'driver_token', 'callback_url', 'token_type'] as const;
 
 // UUID_RE: RFC 9562 text form, any version (v1 in the SPEC's example), any letter case.
 
@@ -34,19 +34,26 @@ const callbackUrl = (policy: UrlPolicy) => (value: string, helpers: Joi.CustomHe
 
 /** The body schema under a callback URL policy (CALLBACK_ALLOWED_HOSTS). */
 export const createSessionSchema = (policy: UrlPolicy) => Joi.object({
-  station_id: Joi.string().required().pattern(UUID).messages({
+  station_id: Joi.string().required().pattern(UUID).description('RFC 9562 UUID, any version, any letter case').example('123e4567-e89b-12d3-a456-426614174000').messages({
     'string.pattern.base': 'must be a UUID (8-4-4-4-12 hex digits)',
   }),
-  driver_token: Joi.string().required().pattern(TOKEN).messages({
+  driver_token: Joi.string().required().pattern(TOKEN).description('the credential (RFID uid, app token)').example('ABCD-efgh1234567890_~valid.token').messages({
     'string.pattern.base': 'must be 20 to 80 characters from A-Z a-z 0-9 . _ ~ -',
   }),
-  callback_url: Joi.string().required().max(2048).custom(callbackUrl(policy)).messages({
+  callback_url: Joi.string().required().max(2048).custom(callbackUrl(policy))
+    .description('absolute http: or https: URL without user information, no spaces or control characters, used exactly as given; ' +
+      'link-local and cloud-metadata hosts are refused, and with CALLBACK_ALLOWED_HOSTS only those hosts are allowed')
+    .example('https://client.app/api/callbacks/charge-result')
+    .messages({
     'string.max': 'must be at most 2048 characters',
     'url.absolute': 'must be an absolute http: or https: URL',
     'url.characters': 'must not contain spaces or control characters (percent-encode them: %20, %0D, %0A, %09)',
     'url.scheme': 'must use the http: or https: scheme',
     'url.userinfo': 'must not contain user information (user:password@)',
     'url.policy': 'is not an allowed callback target: {#reason}',
+  }),
+  token_type: Joi.string().valid(...TOKEN_TYPES).default(DEFAULT_TOKEN_TYPE).description('OCPI 2.2.1 TokenType of driver_token').messages({
+    'any.only': `must be one of ${TOKEN_TYPES.join(', ')}`,
   }),
 })
   .required()

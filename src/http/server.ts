@@ -2,11 +2,12 @@ import { createServer as createListener } from 'node:http';
 import type { Socket } from 'node:net';
 import Hapi from '@hapi/hapi';
 import type { Logger } from 'pino';
-import type { UrlPolicy } from '../core/urlpolicy.ts';
+import { compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../queue/intake.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
+import { openApiDocument } from './openapi.ts';
 import { statusRoutes, type RequestLookup } from './status.ts';
 
 export interface ServerDeps {
@@ -24,6 +25,8 @@ export interface ServerDeps {
   limits?: Partial<HttpLimits>;
   /** True while the service stops: every answer then carries Connection: close. */
   draining?: () => boolean;
+  /** The release, as info.version of the OpenAPI document. */
+  version?: string;
 }
 
 /** How long a client may take, and how much header it may send (README "Limits"). */
@@ -89,6 +92,39 @@ interface InFlightResponse {
   once(event: 'finish', fn: () => void): void;
 }
 
+/** GET /openapi.json: the document of this server's own route table, made on first use. */
+function openApiRoute(version: string): Hapi.ServerRoute {
+  let document: Record<string, unknown> | null = null;
+  return {
+    method: 'GET',
+    path: '/openapi.json',
+    options: {
+      plugins: {
+        openapi: {
+          operationId: 'getOpenApi',
+          summary: 'This document (OpenAPI 3.1)',
+          tags: ['operations'],
+          answers: { 200: { description: 'the OpenAPI document', rawSchema: { type: 'object' } } },
+        },
+      },
+    },
+    handler: (request, h) => {
+      document ??= openApiDocument(request.server.table(), version);
+      return h.response(document);
+    },
+  };
+}
+
+/**
+ * The OpenAPI document without a running service (`chargegate openapi`): the same routes
+ * registered on a server that never starts, so it is the document GET /openapi.json serves.
+ */
+export function apiDocument(version: string, allowedHosts: string[] | null = null): Record<string, unknown> {
+  const unused = {} as never;
+  const server = createServer({ host: '127.0.0.1', port: 0, intake: unused, policy: compilePolicy(allowedHosts), reads: unused, health: unused, log: unused, version });
+  return openApiDocument(server.table(), version);
+}
+
 export function createServer(deps: ServerDeps): Hapi.Server {
   const limits: HttpLimits = { ...HTTP_LIMITS, ...deps.limits };
   // Node's own deadlines for slow clients; Hapi does not set them.
@@ -139,7 +175,12 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     // Whatever the peer does next, the socket does not outlive a short grace.
     setTimeout(() => socket.destroy(), 2000).unref();
   });
-  server.route([...sessionRoutes(deps.intake, deps.policy), ...statusRoutes(deps.reads), ...healthRoutes(deps.health)]);
+  server.route([
+    ...sessionRoutes(deps.intake, deps.policy),
+    ...statusRoutes(deps.reads),
+    ...healthRoutes(deps.health),
+    openApiRoute(deps.version ?? '0.0.0'),
+  ]);
 
   // A body announced larger than the route takes is refused before any of it is read and
   // before a 100 Continue invites it (Hapi would read it to the end first, then answer).

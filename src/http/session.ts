@@ -5,6 +5,8 @@ import type { Intake } from '../queue/intake.ts';
 import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import { parseBody } from './body.ts';
+import { acceptedAnswer } from './answers.ts';
+import { errorDoc, type RouteDoc } from './openapi.ts';
 import { createSessionSchema, fieldErrors, type FieldError, type SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';
@@ -29,6 +31,44 @@ function idempotencyKey(headers: Record<string, unknown>): { value: string | nul
   return { value: raw };
 }
 
+const RETRY_AFTER = { 'Retry-After': { description: 'seconds to wait before retrying', required: true, schema: { type: 'string', pattern: '^[0-9]+$' } } };
+
+function sessionDoc(schema: Joi.Schema): RouteDoc {
+  return {
+    operationId: 'startChargingSession',
+    summary: 'Ask for a charging-session start to be authorized',
+    description:
+      'Answers at once; the decision is POSTed to `callback_url` later (the `chargingSessionResult` webhook). ' +
+      'The 202 is sent only after the request is committed to disk.',
+    tags: ['sessions'],
+    body: { schema, name: 'ChargingSessionRequest', description: 'at most 16 KiB; I-JSON (valid UTF-8, no duplicate members); gzip or deflate Content-Encoding accepted' },
+    headers: {
+      'Idempotency-Key': {
+        description: 'a repeat with the same key and body (within 24 h) gets the first answer and enqueues nothing; the same key with another body is 422',
+        schema: { type: 'string', pattern: '^[\\x20-\\x7e]{1,255}$' },
+      },
+    },
+    answers: {
+      202: {
+        description: 'accepted and stored durably',
+        schema: acceptedAnswer,
+        headers: {
+          Location: { description: '/api/v1/charging-session/{request_id}', required: true },
+          'Idempotent-Replayed': { description: '`true` when this is the first answer to an earlier request with the same Idempotency-Key' },
+        },
+      },
+      400: errorDoc('a field missing, wrong or unknown (every bad field listed), or the body is not a JSON object'),
+      408: errorDoc('the request did not arrive in time'),
+      413: errorDoc('the body is larger than 16 KiB'),
+      415: errorDoc('Content-Type is not application/json'),
+      422: errorDoc('the Idempotency-Key was used with a different body'),
+      431: errorDoc('the request headers are too large'),
+      500: errorDoc('an unexpected error (status `error`); nothing was accepted'),
+      503: errorDoc('the queue is at its bound, the database is unavailable or the service is stopping (status `rejected`)', RETRY_AFTER),
+    },
+  };
+}
+
 export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] {
   const schema = createSessionSchema(policy);
   return [
@@ -36,6 +76,7 @@ export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] 
       method: 'POST',
       path: '/api/v1/charging-session',
       options: {
+        plugins: { openapi: sessionDoc(schema) },
         payload: {
           maxBytes: MAX_BODY_BYTES,
           allow: ['application/json'],

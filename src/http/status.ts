@@ -1,6 +1,8 @@
 import type { ServerRoute } from '@hapi/hapi';
 import type { RequestView } from '../core/types.ts';
 import { UUID_RE } from '../core/validate.ts';
+import { requestAnswer } from './answers.ts';
+import { errorDoc } from './openapi.ts';
 import { errorReply } from './reply.ts';
 
 export interface RequestLookup {
@@ -12,6 +14,22 @@ export function statusRoutes(reads: RequestLookup): ServerRoute[] {
     {
       method: 'GET',
       path: '/api/v1/charging-session/{request_id}',
+      options: {
+        plugins: {
+          openapi: {
+            operationId: 'getChargingSession',
+            summary: "A request's state, decision and delivery attempts",
+            description: 'The driver token is masked. Also printed by `chargegate requests show <id> --json`.',
+            tags: ['sessions'],
+            params: { request_id: { description: 'from the 202 answer or its Location header', schema: { type: 'string', format: 'uuid' } } },
+            answers: {
+              200: { description: 'the request', schema: requestAnswer, headers: { 'Cache-Control': { description: '`no-store`', required: true } } },
+              400: errorDoc('request_id is not a UUID'),
+              404: errorDoc('no such request (status `not_found`)'),
+            },
+          },
+        },
+      },
       handler: (request, h) => {
         const id = String(request.params.request_id);
         if (!UUID_RE.test(id)) {

@@ -25,12 +25,15 @@ export interface Decided {
 
 export function createAuthStore(db: Db, opts: AuthStoreOptions) {
   const maxUnknown = opts.maxUnknown ?? UNKNOWN_TOKENS_MAX;
-  const exists = db.prepare('SELECT 1 FROM authorizer_cache WHERE token_hash = ? AND station_id = ?').pluck();
-  const put = db.prepare(`INSERT INTO authorizer_cache (token_hash, station_id, status, reason, stored_at, fresh_until, last_used_at)
-    VALUES (@token_hash, @station_id, @status, @reason, @stored_at, @fresh_until, @now)
-    ON CONFLICT (token_hash, station_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+  const exists = db.prepare('SELECT 1 FROM authorizer_cache WHERE token_hash = ? AND token_type = ? AND station_id = ?').pluck();
+  const put = db.prepare(`INSERT INTO authorizer_cache
+      (token_hash, token_type, station_id, status, reason, stored_at, fresh_until, last_used_at)
+    VALUES (@token_hash, @token_type, @station_id, @status, @reason, @stored_at, @fresh_until, @now)
+    ON CONFLICT (token_hash, token_type, station_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
       stored_at = excluded.stored_at, fresh_until = excluded.fresh_until, last_used_at = excluded.last_used_at`);
-  const touch = db.prepare('UPDATE authorizer_cache SET last_used_at = @now WHERE token_hash = @token_hash AND station_id = @station_id');
+  const touch = db.prepare(
+    'UPDATE authorizer_cache SET last_used_at = @now WHERE token_hash = @token_hash AND token_type = @token_type AND station_id = @station_id',
+  );
   const countCache = db.prepare('SELECT COUNT(*) FROM authorizer_cache').pluck();
   const trimCache = db.prepare('DELETE FROM authorizer_cache WHERE rowid IN (SELECT rowid FROM authorizer_cache ORDER BY last_used_at LIMIT ?)');
   const seen = db.prepare(`INSERT INTO unknown_tokens
@@ -61,7 +64,7 @@ export function createAuthStore(db: Db, opts: AuthStoreOptions) {
       let writes = 0;
       for (const d of decisions) {
         if (d.cache_put) {
-          if (!exists.get(d.cache_put.token_hash, d.cache_put.station_id)) cacheRows++;
+          if (!exists.get(d.cache_put.token_hash, d.cache_put.token_type, d.cache_put.station_id)) cacheRows++;
           put.run({ ...d.cache_put, now });
           writes++;
         } else if (d.cache_used) {

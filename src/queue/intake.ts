@@ -4,7 +4,8 @@ import { ChargegateError } from '../core/errors.ts';
 import { originOf } from '../core/origin.ts';
 import { hashToken, maskToken } from '../core/token.ts';
 import { uuidv7 } from '../core/uuid7.ts';
-import type { SessionBody } from '../core/types.ts';
+import type { SessionBody, TokenType } from '../core/types.ts';
+import { DEFAULT_TOKEN_TYPE } from '../core/validate.ts';
 import type { Committer } from './committer.ts';
 import type { Depth } from './depth.ts';
 import type { Store } from './store.ts';
@@ -22,7 +23,7 @@ export interface Handoff {
   /** Gives up a reserved slot whose row did not commit. */
   cancel(): void;
   /** Takes a committed, already-claimed row. */
-  adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string; origin: string }): void;
+  adopt(row: { id: string; station_id: string; driver_token: string; token_type: TokenType; callback_url: string; origin: string }): void;
   readonly leaseMs: number;
 }
 
@@ -43,9 +44,15 @@ export interface Accepted {
   replayed: boolean;
 }
 
-/** The body's identity for Idempotency-Key: the validated fields in a fixed order. */
+/**
+ * The body's identity for Idempotency-Key: the validated fields in a fixed order. The
+ * token type joins only when it is not the default, so keys stored before token types
+ * existed (and bodies that name RFID or nothing) keep the hash they had.
+ */
 function bodyHash(b: SessionBody): string {
-  return createHash('sha256').update(JSON.stringify([b.station_id, b.driver_token, b.callback_url])).digest('hex');
+  const fields = [b.station_id, b.driver_token, b.callback_url];
+  if (b.token_type !== DEFAULT_TOKEN_TYPE) fields.push(b.token_type);
+  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
 export function createIntake(deps: IntakeDeps) {
@@ -67,6 +74,7 @@ export function createIntake(deps: IntakeDeps) {
       driver_token: body.driver_token,
       token_hash: hashToken(body.driver_token),
       token_mask: maskToken(body.driver_token),
+      token_type: body.token_type ?? DEFAULT_TOKEN_TYPE,
       callback_url: body.callback_url,
       origin: originOf(body.callback_url),
       created_at: at,

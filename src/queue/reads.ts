@@ -1,4 +1,4 @@
-import type { AttemptView, DecisionStatus, RequestState, RequestView } from '../core/types.ts';
+import type { AttemptView, DecisionStatus, RequestState, RequestView, TokenType } from '../core/types.ts';
 import type { Db } from './db.ts';
 
 // The read model of one request, shared by GET /api/v1/charging-session/{id} and
@@ -8,6 +8,7 @@ interface Row {
   id: string;
   station_id: string;
   token_mask: string;
+  token_type: TokenType;
   callback_url: string;
   state: RequestState;
   created_at: number;
@@ -27,7 +28,7 @@ interface Row {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function createReads(db: Db) {
-  const one = db.prepare(`SELECT id, station_id, token_mask, callback_url, state, created_at, updated_at, due_at, locked_at,
+  const one = db.prepare(`SELECT id, station_id, token_mask, token_type, callback_url, state, created_at, updated_at, due_at, locked_at,
       attempts, decision_status, decision_reason, decision_source, decision_latency_ms, decided_at, finished_at, last_error
     FROM charging_requests WHERE id = ?`);
   const attempts = db.prepare(`SELECT attempt, started_at, duration_ms, http_status, error, outcome
@@ -41,6 +42,7 @@ export function createReads(db: Db) {
       state: r.state,
       station_id: r.station_id,
       driver_token: r.token_mask,
+      token_type: r.token_type,
       callback_url: r.callback_url,
       decision: r.decision_status
         ? { status: r.decision_status, reason: r.decision_reason, source: r.decision_source, latency_ms: r.decision_latency_ms, decided_at: iso(r.decided_at) }

@@ -334,6 +334,50 @@ SELECT id, station_id, token_mask, state, decision_status, decision_reason, deci
 FROM charging_requests;
 `,
   },
+  {
+    version: 9,
+    name: 'OCPI token types: on requests, ACL entries and authorizer cache keys',
+    sql: `
+-- OCPI 2.2.1 TokenType of driver_token as the client named it (RFID when it named none).
+ALTER TABLE charging_requests ADD COLUMN token_type TEXT NOT NULL DEFAULT 'RFID'
+  CHECK (token_type IN ('RFID','APP_USER','AD_HOC_USER','OTHER'));
+-- An entry limited to one token type; NULL = any type.
+ALTER TABLE acl ADD COLUMN token_type TEXT CHECK (token_type IN ('RFID','APP_USER','AD_HOC_USER','OTHER'));
+
+-- An eMSP may answer differently for an app user than for a card with the same uid, so
+-- the type joins the cache key. Every answer cached so far was asked for as RFID (the
+-- only type sent before), so existing rows keep their meaning under that type.
+DROP VIEW authorizer_cache_readable;
+CREATE TABLE authorizer_cache_typed (
+  token_hash    TEXT NOT NULL,                   -- hex SHA-256 of the driver token
+  token_type    TEXT NOT NULL,                   -- OCPI TokenType the answer was asked for
+  station_id    TEXT NOT NULL,                   -- lower-case UUID
+  status        TEXT NOT NULL CHECK (status IN ('allowed','not_allowed')),
+  reason        TEXT NOT NULL,
+  stored_at     INTEGER NOT NULL,                -- ms since epoch: when upstream answered
+  fresh_until   INTEGER NOT NULL,                -- ms since epoch: decides alone until then
+  last_used_at  INTEGER NOT NULL,                -- ms since epoch: LRU order
+  PRIMARY KEY (token_hash, token_type, station_id)
+) STRICT;
+INSERT INTO authorizer_cache_typed (token_hash, token_type, station_id, status, reason, stored_at, fresh_until, last_used_at)
+  SELECT token_hash, 'RFID', station_id, status, reason, stored_at, fresh_until, last_used_at FROM authorizer_cache;
+DROP TABLE authorizer_cache;
+ALTER TABLE authorizer_cache_typed RENAME TO authorizer_cache;
+CREATE INDEX authorizer_cache_lru ON authorizer_cache (last_used_at);
+CREATE VIEW authorizer_cache_readable AS
+SELECT token_hash, token_type, station_id, status, reason, ${iso('stored_at')} AS stored_at,
+       ${iso('fresh_until')} AS fresh_until, ${iso('last_used_at')} AS last_used_at
+FROM authorizer_cache;
+
+DROP VIEW requests_readable;
+CREATE VIEW requests_readable AS
+SELECT id, station_id, token_mask, token_type, state, decision_status, decision_reason, decision_source,
+       decision_latency_ms, attempts, callback_url, origin, last_error,
+       ${iso('created_at')} AS created_at, ${iso('decided_at')} AS decided_at,
+       ${iso('finished_at')} AS finished_at, ${iso('due_at')} AS due_at, ${iso('locked_at')} AS locked_at
+FROM charging_requests;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

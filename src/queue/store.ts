@@ -1,4 +1,4 @@
-import type { Decision, DecisionStatus, RequestState } from '../core/types.ts';
+import type { Decision, DecisionStatus, RequestState, TokenType } from '../core/types.ts';
 import { originOf } from '../core/origin.ts';
 import type { Db } from './db.ts';
 
@@ -11,6 +11,8 @@ export interface NewRequest {
   driver_token: string;
   token_hash: string;
   token_mask: string;
+  /** RFID when left out. */
+  token_type?: TokenType;
   callback_url: string;
   /** scheme://host[:port] of callback_url (src/core/origin.ts); derived when left out. */
   origin?: string;
@@ -21,6 +23,7 @@ export interface ClaimedRow {
   id: string;
   station_id: string;
   driver_token: string | null;
+  token_type: TokenType;
   callback_url: string;
   origin: string;
   state: RequestState;
@@ -53,20 +56,20 @@ export interface AttemptRecord {
 }
 
 const OPEN = "state IN ('queued','authorizing','delivering')";
-const CLAIMED = 'id, station_id, driver_token, callback_url, origin, state, attempts, round_start_attempts, claim_count, decision_status';
+const CLAIMED = 'id, station_id, driver_token, token_type, callback_url, origin, state, attempts, round_start_attempts, claim_count, decision_status';
 // A write for a claimed row lands only while that claim holds: a row released (shutdown,
 // takeover) or claimed again (lease expired) has locked_at NULL or a new claim_count.
 const FENCE = 'id = @id AND claim_count = @claim AND locked_at IS NOT NULL';
 
 export function createStore(db: Db) {
   const insert = db.prepare(`INSERT INTO charging_requests
-    (id, station_id, driver_token, token_hash, token_mask, callback_url, origin, state, created_at, updated_at, due_at)
-    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, @origin, 'queued', @created_at, @created_at, @created_at)`);
+    (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, state, created_at, updated_at, due_at)
+    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @token_type, @callback_url, @origin, 'queued', @created_at, @created_at, @created_at)`);
   // Inserted already claimed, for the dispatcher to take straight from the accept path:
   // one write and one commit fewer per request than insert-then-claim.
   const insertClaimed = db.prepare(`INSERT INTO charging_requests
-    (id, station_id, driver_token, token_hash, token_mask, callback_url, origin, state, created_at, updated_at, due_at, locked_at, claim_count)
-    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @callback_url, @origin, 'authorizing', @created_at, @created_at,
+    (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, state, created_at, updated_at, due_at, locked_at, claim_count)
+    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @token_type, @callback_url, @origin, 'authorizing', @created_at, @created_at,
             @created_at + @lease, @created_at, 1)`);
 
   // Claims by due_at, which is the lease expiry while a row is claimed: an expired lease
@@ -150,11 +153,11 @@ export function createStore(db: Db) {
 
   return {
     insert(row: NewRequest): void {
-      insert.run(row.origin === undefined ? { ...row, origin: originOf(row.callback_url) } : row);
+      insert.run({ ...row, origin: row.origin ?? originOf(row.callback_url), token_type: row.token_type ?? 'RFID' });
     },
     /** Inserts the row claimed under a lease of leaseMs from its created_at. */
     insertClaimed(row: NewRequest, leaseMs: number): void {
-      insertClaimed.run({ ...row, origin: row.origin ?? originOf(row.callback_url), lease: leaseMs });
+      insertClaimed.run({ ...row, origin: row.origin ?? originOf(row.callback_url), token_type: row.token_type ?? 'RFID', lease: leaseMs });
     },
     /** Claims up to limit undecided rows that are due, oldest due first. */
     claimUndecided(now: number, limit: number, leaseMs: number): ClaimedRow[] {

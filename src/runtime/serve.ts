@@ -14,7 +14,7 @@ function exitAfterFlush(log: Logger, code: number): void {
  * Runs the service until SIGTERM/SIGINT, then stops gracefully and exits 0. A second
  * signal while stopping exits at once (leases make that safe, only slower to resume).
  */
-export async function serve(config: Readonly<Config>): Promise<void> {
+export async function serve(config: Readonly<Config>, version?: string): Promise<void> {
   const log = createLogger(config.logLevel);
   // The database cannot be trusted any more (see src/queue/dbfile.ts): stop as on SIGTERM, but
   // exit 1 so the supervisor (systemd Restart=on-failure) starts a fresh process.
@@ -25,7 +25,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
       () => exitAfterFlush(log, 1),
     );
   };
-  const app = await createApp({ config, log, onFatal: onUnsafe });
+  const app = await createApp({ config, log, onFatal: onUnsafe, ...(version ? { version } : {}) });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;

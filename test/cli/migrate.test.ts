@@ -29,6 +29,8 @@ const versionOf = (path: string) => {
 /** A file as the previous chargegate release left it: every migration but the last. */
 function olderFile(path: string): void {
   const db = openDb(path, { busyTimeoutMs: 1000 });
+  // Migration 8 fills a column with the service's URL parser, registered by migrate().
+  db.function('cg_origin', { deterministic: true }, (url: unknown) => new URL(String(url)).origin);
   db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT');
   for (const m of MIGRATIONS.slice(0, -1)) {
     db.exec(m.sql);

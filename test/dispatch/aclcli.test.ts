@@ -31,8 +31,8 @@ describe('acl groups and effective state (CLI)', () => {
     assert.equal((await cli(['acl', 'add', T3, '--group', 'bad name', '--db', db])).code, 2);
 
     assert.deepEqual(await json(['acl', 'effective', '--full', '--db', db]), [
-      { token: T1, group: 'fleet', state: 'active', stations: S2, valid_from: '2020-01-01T00:00:00.000Z', expires_at: null, allow_offline: false, note: null },
-      { token: T2, group: 'fleet', state: 'active', stations: `${S1};${S2}`, valid_from: null, expires_at: null, allow_offline: true, note: null },
+      { token: T1, group: 'fleet', state: 'active', stations: S2, valid_from: '2020-01-01T00:00:00.000Z', expires_at: null, allow_offline: false, note: null, token_type: '*' },
+      { token: T2, group: 'fleet', state: 'active', stations: `${S1};${S2}`, valid_from: null, expires_at: null, allow_offline: true, note: null, token_type: '*' },
     ]);
     assert.deepEqual(await json(['acl', 'group', 'list', '--db', db]), [
       { name: 'fleet', tokens: 2, stations: `${S1};${S2}`, blocked: false, valid_from: null, expires_at: null, allow_offline: false, note: 'depot' },

@@ -22,7 +22,7 @@ function setup(t: { after: (fn: () => void) => void }, maxEntries: number, maxUn
 }
 
 const put = (id: string, token: string, at: number): Decision => {
-  const cache_put: CachedAnswer = { token_hash: hashToken(token), station_id: S1, status: 'allowed', reason: 'allowed', stored_at: at, fresh_until: at + 1000 };
+  const cache_put: CachedAnswer = { token_hash: hashToken(token), token_type: 'RFID', station_id: S1, status: 'allowed', reason: 'allowed', stored_at: at, fresh_until: at + 1000 };
   return { id, status: 'allowed', reason: 'allowed', source: 'upstream', latency_ms: 1, cache_put };
 };
 
@@ -32,7 +32,7 @@ describe('authorizer cache writes', () => {
     const none = new Map<string, Decided>();
     store.record([put('1', 'token-a-0123456789abcdef', 1), put('2', 'token-b-0123456789abcdef', 2), put('3', 'token-c-0123456789abcdef', 3)], none, 3);
     // a is used again (a cache hit): b is now the least recently used.
-    store.record([{ id: '4', status: 'allowed', reason: 'allowed', source: 'cache', latency_ms: 0, cache_used: { token_hash: hashToken('token-a-0123456789abcdef'), station_id: S1 } }], none, 10);
+    store.record([{ id: '4', status: 'allowed', reason: 'allowed', source: 'cache', latency_ms: 0, cache_used: { token_hash: hashToken('token-a-0123456789abcdef'), token_type: 'RFID', station_id: S1 } }], none, 10);
     store.record([put('5', 'token-d-0123456789abcdef', 11)], none, 11);
     const left = (db.prepare('SELECT token_hash FROM authorizer_cache ORDER BY last_used_at').pluck().all() as string[]).map((h) =>
       ['a', 'b', 'c', 'd'].find((x) => hashToken(`token-${x}-0123456789abcdef`) === h),

@@ -32,6 +32,7 @@ export function item(token: string, over: Partial<Referral> = {}, station = STAT
     id: `req-${++n}`,
     station_id: station,
     driver_token: token,
+    token_type: 'RFID',
     referral: { token_hash: hashToken(token), station: station.toLowerCase(), offline: 'none', listed: false, ...over },
   };
 }

@@ -35,7 +35,7 @@ function setup(t: { after: (fn: () => void) => void }) {
     const [d] = decide({
       dbPath: path,
       now: opts.now ?? Date.now(),
-      items: [{ id: 'x', station_id: opts.station ?? S1, driver_token: token }],
+      items: [{ id: 'x', station_id: opts.station ?? S1, driver_token: token, token_type: 'RFID' as const }],
       authorizer: opts.upstream === false ? undefined : { offlineCacheMaxAgeMs: 24 * HOUR },
     })!;
     return d!;
@@ -44,8 +44,8 @@ function setup(t: { after: (fn: () => void) => void }) {
 }
 
 function cache(db: Db, token: string, status: 'allowed' | 'not_allowed', reason: string, storedAt: number, freshUntil: number, station = S1) {
-  db.prepare(`INSERT INTO authorizer_cache (token_hash, station_id, status, reason, stored_at, fresh_until, last_used_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)`).run(hashToken(token), station, status, reason, storedAt, freshUntil, storedAt);
+  db.prepare(`INSERT INTO authorizer_cache (token_hash, token_type, station_id, status, reason, stored_at, fresh_until, last_used_at)
+    VALUES (?, 'RFID', ?, ?, ?, ?, ?, ?)`).run(hashToken(token), station, status, reason, storedAt, freshUntil, storedAt);
 }
 
 const brief = (d: Decision) => (d.referral ? `refer:${d.referral.offline}${d.referral.listed ? ':listed' : ''}` : `${d.status}/${d.reason}/${d.source}`);
@@ -148,7 +148,7 @@ describe('authorizer cache (step 2)', () => {
 
     const d = run(tok('fresh-ok'), { now });
     assert.equal(brief(d), 'allowed/allowed/cache');
-    assert.deepEqual(d.cache_used, { token_hash: hashToken(tok('fresh-ok')), station_id: S1 });
+    assert.deepEqual(d.cache_used, { token_hash: hashToken(tok('fresh-ok')), token_type: 'RFID', station_id: S1 });
     assert.equal(brief(run(tok('fresh-no'), { now })), 'not_allowed/no_credit/cache');
     assert.equal(run(tok('fresh-unknown'), { now }).unknown_token, true);
     assert.equal(brief(run(tok('stale-ok'), { now })), 'refer:cached_allowed');

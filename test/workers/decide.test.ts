@@ -26,7 +26,7 @@ describe('ACL decision (worker side, real SQLite file)', () => {
     db.close();
 
     const run = (token: string, station = S1) => {
-      const [d] = decide({ dbPath: path, now: Date.now(), items: [{ id: 'x', station_id: station, driver_token: token }] })!;
+      const [d] = decide({ dbPath: path, now: Date.now(), items: [{ id: 'x', station_id: station, driver_token: token, token_type: 'RFID' as const }] })!;
       return `${d!.status}/${d!.reason}/${d!.source}`;
     };
     assert.equal(run(tok('allowed')), 'allowed/acl_match/local_list');
@@ -44,7 +44,7 @@ describe('ACL decision (worker side, real SQLite file)', () => {
     const db = openDb(path, { busyTimeoutMs: 1000 });
     migrate(db);
     aclAdd(db, { token: tok('allowed'), stations: [], expires_at: null, blocked: false, note: null });
-    const task = (station: string) => ({ dbPath: path, now: Date.now(), items: [{ id: 'x', station_id: station, driver_token: tok('allowed') }] });
+    const task = (station: string) => ({ dbPath: path, now: Date.now(), items: [{ id: 'x', station_id: station, driver_token: tok('allowed'), token_type: 'RFID' as const }] });
     assert.equal(decide(task(S1))![0]!.status, 'allowed', 'no stations registered: any station');
     stationAdd(db, S2, 'bay 2');
     db.close();

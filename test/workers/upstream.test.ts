@@ -125,7 +125,7 @@ describe('OCPI 2.2.1 protocol', () => {
   let a: Authority;
   before(async () => {
     a = await startAuthority((call) => {
-      const m = /^\/ocpi\/emsp\/2\.2\.1\/tokens\/([^/]+)\/authorize$/.exec(call.path);
+      const m = /^\/ocpi\/emsp\/2\.2\.1\/tokens\/([^/]+)\/authorize\?type=RFID$/.exec(call.path);
       return (m && byUid.get(decodeURIComponent(m[1]!))) || { status: 404, text: 'no such route' };
     });
   });
@@ -146,7 +146,7 @@ describe('OCPI 2.2.1 protocol', () => {
     await decideWith(a, 'ocpi', token);
     const call = a.calls[before]!;
     assert.equal(call.method, 'POST');
-    assert.equal(call.path, `/ocpi/emsp/2.2.1/tokens/${encodeURIComponent(token)}/authorize`, 'one slash between base and uid');
+    assert.equal(call.path, `/ocpi/emsp/2.2.1/tokens/${encodeURIComponent(token)}/authorize?type=RFID`, 'one slash between base and uid; the type');
     assert.equal(call.headers.authorization, 'Token b2NwaS1jcmVkZW50aWFscw==');
     assert.equal(call.headers['content-type'], 'application/json');
     assert.match(String(call.headers['x-request-id']), /^[0-9a-f-]{36}$/);

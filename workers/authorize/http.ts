@@ -1,6 +1,7 @@
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { errorCode, isTimeout } from '../../src/core/httperror.ts';
-import { KEEP_ALIVE } from '../../src/core/keepalive.ts';
+import type { ProxySettings } from '../../src/core/types.ts';
+import { outboundCache } from '../outbound.ts';
 import { failed, type HttpAnswer, type Lookup } from './answer.ts';
 
 // The upstream POST, with undici (as workers/deliver.ts). One Agent per thread keeps
@@ -10,8 +11,9 @@ import { failed, type HttpAnswer, type Lookup } from './answer.ts';
 /** Authorization answers are small; a body past this is not read and counts as unparseable. */
 const MAX_BODY_BYTES = 64 * 1024;
 
-// Idle sockets retired before the authority closes them (why: src/core/keepalive.ts).
-const agent = new Agent({ ...KEEP_ALIVE });
+// Idle sockets retired before the authority closes them (why: src/core/keepalive.ts);
+// through HTTP_PROXY / HTTPS_PROXY unless NO_PROXY names the authority (workers/outbound.ts).
+const dispatcherFor = outboundCache();
 
 export interface HttpCall {
   url: string;
@@ -20,7 +22,7 @@ export interface HttpCall {
 }
 
 /** POSTs and reads the answer within timeoutMs; a failure to get one is a `failed` Lookup. */
-export async function post(call: HttpCall, budgetMs: number): Promise<HttpAnswer | Lookup> {
+export async function post(call: HttpCall, budgetMs: number, proxy: ProxySettings | null = null): Promise<HttpAnswer | Lookup> {
   // AbortSignal.timeout and undici's timeouts take whole milliseconds.
   const timeoutMs = Math.floor(budgetMs);
   if (timeoutMs <= 0) return failed('timeout', 'no time left');
@@ -30,7 +32,7 @@ export async function post(call: HttpCall, budgetMs: number): Promise<HttpAnswer
       method: 'POST',
       body: call.body,
       headers: call.headers,
-      dispatcher: agent,
+      dispatcher: dispatcherFor(proxy),
       signal,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,

@@ -11,6 +11,8 @@ export interface AclRow {
   valid_from: string | null;
   allow_offline: number;
   group_name: string | null;
+  /** The OCPI token type the entry is limited to; null = any type. */
+  token_type: string | null;
   /** Set when the group row exists. */
   g_name: string | null;
   g_blocked: number | null;
@@ -46,7 +48,12 @@ function notYetValid(at: string | null, now: number): boolean {
   return Number.isNaN(t) || t > now;
 }
 
-export function localVerdict(row: AclRow | undefined, now: number): LocalVerdict {
+/**
+ * `tokenType` is the request's. An entry limited to another type does not speak for this
+ * credential (an app account and a card may share a uid): like an entry out of its station
+ * scope, it is left to the upstream, and refused without one.
+ */
+export function localVerdict(row: AclRow | undefined, now: number, tokenType = 'RFID'): LocalVerdict {
   if (!row) return { final: false, listed: false, reason: 'unknown_token', allowOffline: false };
   const no = (reason: string): LocalVerdict => ({ final: true, status: 'not_allowed', reason });
   if (row.blocked) return no('blocked');
@@ -60,6 +67,7 @@ export function localVerdict(row: AclRow | undefined, now: number): LocalVerdict
   if (notYetValid(row.valid_from, now)) return open('not_yet_valid');
   if (grouped && notYetValid(row.g_valid_from, now)) return open('group_not_yet_valid');
   // Both scopes apply: a token scoped to some bays in a group scoped to others charges nowhere.
+  if (row.token_type !== null && row.token_type !== undefined && row.token_type !== tokenType) return open('token_type_not_permitted');
   if ((row.scoped && !row.in_scope) || (grouped && row.g_scoped && !row.g_in_scope)) return open('station_not_permitted');
   if (row.allow_offline || (grouped && row.g_allow_offline)) return { final: false, listed: true, reason: 'acl_match', allowOffline: true };
   return { final: true, status: 'allowed', reason: 'acl_match' };

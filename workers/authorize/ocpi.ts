@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { failed, parseObject, type HttpAnswer, type Lookup } from './answer.ts';
 
 // AUTHORIZER_PROTOCOL=ocpi: OCPI 2.2.1 real-time authorization (Tokens module §12.2.2.2),
-// POST {AUTHORIZER_URL}/{token_uid}/authorize with a LocationReferences body, the answer
+// POST {AUTHORIZER_URL}/{token_uid}/authorize?type={token_type} with a LocationReferences
+// body (the type defaults to RFID on the eMSP's side too, but is always sent), the answer
 // an OCPI envelope {data: AuthorizationInfo, status_code, status_message?, timestamp}.
 
 const ALLOWED_TYPES = new Set(['ALLOWED', 'BLOCKED', 'EXPIRED', 'NO_CREDIT', 'NOT_ALLOWED']);
@@ -12,8 +13,8 @@ const ALLOWED_TYPES = new Set(['ALLOWED', 'BLOCKED', 'EXPIRED', 'NO_CREDIT', 'NO
  * into the header exactly as configured: OCPI 2.2.1 §4.1.2 wants it Base64-encoded, many
  * 2.1.1/2.2 peers want it plain, so the operator sets the form their eMSP expects.
  */
-export function ocpiRequest(baseUrl: string, token: string | null, station: string, driverToken: string) {
-  const url = `${baseUrl.replace(/\/+$/, '')}/${encodeURIComponent(driverToken)}/authorize`;
+export function ocpiRequest(baseUrl: string, token: string | null, station: string, driverToken: string, tokenType = 'RFID') {
+  const url = `${baseUrl.replace(/\/+$/, '')}/${encodeURIComponent(driverToken)}/authorize?type=${encodeURIComponent(tokenType)}`;
   const id = randomUUID();
   const headers: Record<string, string> = {
     'content-type': 'application/json',

@@ -1,0 +1,187 @@
+import type { ServerRoute } from '@hapi/hapi';
+import type Joi from 'joi';
+import joiToJson from 'joi-to-json';
+import { callbackBody, errorAnswer } from './answers.ts';
+
+// The OpenAPI 3.1 description of the API (GET /openapi.json, `chargegate openapi`), made
+// from Hapi's route table: every route carries its notes in `options.plugins.openapi`,
+// with the very joi schema it validates its input with and the joi schemas of its
+// answers. Nothing is kept by hand beside the routes, so the document cannot drift from
+// them; test/http/openapi.test.ts holds every real answer against it.
+
+/** A request or response header, as documented. */
+export interface HeaderDoc {
+  description: string;
+  required?: boolean;
+  schema?: Record<string, unknown>;
+}
+
+export interface AnswerDoc {
+  description: string;
+  /** The body's shape; for JSON answers a joi schema, turned into JSON Schema. */
+  schema?: Joi.Schema;
+  /** Default application/json. */
+  contentType?: string;
+  /** A JSON Schema for non-JSON bodies (text/plain). */
+  rawSchema?: Record<string, unknown>;
+  headers?: Record<string, HeaderDoc>;
+}
+
+/** What a route says about itself (options.plugins.openapi). */
+export interface RouteDoc {
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  /** The body, with the schema the route validates it with. */
+  body?: { schema: Joi.Schema; name: string; description?: string };
+  /** Path parameters by name. */
+  params?: Record<string, { description: string; schema: Record<string, unknown> }>;
+  /** Request headers by name. */
+  headers?: Record<string, HeaderDoc>;
+  /** Every answer the route gives, by status code. */
+  answers: Record<number, AnswerDoc>;
+}
+
+declare module '@hapi/hapi' {
+  interface PluginSpecificConfiguration {
+    openapi?: RouteDoc;
+  }
+}
+
+/** Error answers shared by every route with a body (Hapi's and Node's own refusals). */
+export const errorDoc = (description: string, headers?: Record<string, HeaderDoc>): AnswerDoc => ({
+  description,
+  schema: errorAnswer,
+  ...(headers ? { headers } : {}),
+});
+
+/** A route of Hapi's table (server.table()) or of a route list: enough to document it. */
+export interface DocumentedRoute {
+  method: string;
+  path: string;
+  settings?: { plugins?: { openapi?: RouteDoc } };
+  options?: ServerRoute['options'];
+}
+
+const STRING = { type: 'string' };
+
+// The package is CommonJS (module.exports = parse); its types describe an ES default export.
+const toJsonSchema = joiToJson as unknown as (schema: Joi.Schema, mode: 'open-api-3.1') => Record<string, unknown>;
+
+/** The callback as a webhook (SPEC §2): body, Standard Webhooks headers, and what each answer means. */
+const WEBHOOK = {
+  post: {
+    operationId: 'chargingSessionResult',
+    summary: 'The decision, POSTed to the callback_url of the request',
+    description:
+      'Sent once the decision is stored. Delivery is at-least-once: a receiver deduplicates on `webhook-id`, ' +
+      'which is the request_id and stays the same across retries. Redirects are not followed. ' +
+      'See docs/contract.md for retries, backoff and signing.',
+    tags: ['callback'],
+    parameters: [
+      { name: 'webhook-id', in: 'header', required: true, description: 'the request_id; the same on every retry', schema: { type: 'string', format: 'uuid' } },
+      { name: 'webhook-timestamp', in: 'header', required: true, description: 'seconds since the Unix epoch when this attempt was sent', schema: { type: 'string', pattern: '^[0-9]+$' } },
+      {
+        name: 'webhook-signature',
+        in: 'header',
+        required: false,
+        description:
+          'present when CALLBACK_SIGNING_SECRET is set: space-separated `v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">` ' +
+          '(Standard Webhooks), one per configured key',
+        schema: { type: 'string', pattern: '^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$' },
+      },
+    ],
+    requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/CallbackBody' } } } },
+    responses: {
+      '2XX': { description: 'delivered; the body is ignored' },
+      '408': { description: 'retried with backoff' },
+      '429': { description: 'retried, not before Retry-After', headers: { 'Retry-After': { description: 'seconds or an HTTP date', schema: STRING } } },
+      '5XX': { description: 'retried with exponential backoff and full jitter' },
+      default: { description: 'any other status (3xx, other 4xx): failed at once, recorded, replayable by an admin' },
+    },
+  },
+};
+
+/** JSON Schema of a joi schema; a labelled (or named) one goes into components and is referenced. */
+function schemaOf(schema: Joi.Schema, components: Record<string, unknown>, name?: string): Record<string, unknown> {
+  const json = toJsonSchema(schema, 'open-api-3.1');
+  const label = name ?? (schema.describe().flags as { label?: string } | undefined)?.label;
+  if (!label) return json;
+  components[label] = json;
+  return { $ref: `#/components/schemas/${label}` };
+}
+
+function headersOf(h: Record<string, HeaderDoc> | undefined) {
+  if (!h) return undefined;
+  return Object.fromEntries(
+    Object.entries(h).map(([name, d]) => [name, { description: d.description, required: d.required ?? false, schema: d.schema ?? STRING }]),
+  );
+}
+
+function operation(doc: RouteDoc, components: Record<string, unknown>) {
+  const parameters = [
+    ...Object.entries(doc.params ?? {}).map(([name, p]) => ({ name, in: 'path', required: true, description: p.description, schema: p.schema })),
+    ...Object.entries(doc.headers ?? {}).map(([name, h]) => ({ name, in: 'header', required: h.required ?? false, description: h.description, schema: h.schema ?? STRING })),
+  ];
+  const responses: Record<string, unknown> = {};
+  for (const [status, a] of Object.entries(doc.answers)) {
+    const type = a.contentType ?? 'application/json';
+    const schema = a.schema ? schemaOf(a.schema, components) : a.rawSchema;
+    const headers = headersOf(a.headers);
+    responses[status] = {
+      description: a.description,
+      ...(headers ? { headers } : {}),
+      ...(schema ? { content: { [type]: { schema } } } : {}),
+    };
+  }
+  return {
+    operationId: doc.operationId,
+    summary: doc.summary,
+    ...(doc.description ? { description: doc.description } : {}),
+    tags: doc.tags,
+    ...(parameters.length ? { parameters } : {}),
+    ...(doc.body
+      ? {
+          requestBody: {
+            required: true,
+            ...(doc.body.description ? { description: doc.body.description } : {}),
+            content: { 'application/json': { schema: schemaOf(doc.body.schema, components, doc.body.name) } },
+          },
+        }
+      : {}),
+    responses,
+  };
+}
+
+/** The OpenAPI 3.1 document of the routes given (Hapi's table), in route order. */
+export function openApiDocument(routes: readonly DocumentedRoute[], version: string): Record<string, unknown> {
+  const schemas: Record<string, unknown> = {};
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const doc = r.settings?.plugins?.openapi ?? (r.options as { plugins?: { openapi?: RouteDoc } } | undefined)?.plugins?.openapi;
+    if (!doc) continue;
+    (paths[r.path] ??= {})[r.method.toLowerCase()] = operation(doc, schemas);
+  }
+  schemaOf(callbackBody, schemas);
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'chargegate',
+      version,
+      summary: 'Asynchronous EV-charging authorization: durable accept, decision, signed callback',
+      description:
+        'A client POSTs a charging-session start; the answer (202) comes once the request is on disk. The decision ' +
+        '(allowed, not_allowed, unknown, invalid) is POSTed to the callback_url (the `chargingSessionResult` webhook). ' +
+        'Delivery semantics, retries, signing and statuses: docs/contract.md in the chargegate repository.',
+    },
+    tags: [
+      { name: 'sessions', description: 'charging-session requests' },
+      { name: 'operations', description: 'health, metrics, this document' },
+      { name: 'callback', description: 'what chargegate sends to clients' },
+    ],
+    paths,
+    webhooks: { chargingSessionResult: WEBHOOK },
+    components: { schemas },
+  };
+}

@@ -171,6 +171,8 @@ export interface RequestView {
   /** Masked: the full token is personal data and never leaves through a read. */
   driver_token: string;
   callback_url: string;
+  /** The API key name the request came with; null when none was required. */
+  client: string | null;
   decision: { status: DecisionStatus; reason: string | null; source: string | null; latency_ms: number | null; decided_at: string | null } | null;
   delivery: { attempts: number; last_error: string | null; next_attempt_at: string | null; finished_at: string | null };
   attempts: AttemptView[];

@@ -175,7 +175,7 @@ export function createDispatcher(deps: DispatcherDeps) {
         decisionLane.give();
         claims.kick();
       },
-      adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string; origin: string }): void {
+      adopt(row: { id: string; station_id: string; driver_token: string; callback_url: string; origin: string; client: string | null }): void {
         const it: Item = { ...row, claim: 1, attempts: 0, roundStart: 0, decision: null };
         inflight.add(it);
         adopted.push(it);

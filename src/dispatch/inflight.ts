@@ -12,6 +12,8 @@ export interface Item {
   driver_token: string | null;
   callback_url: string;
   origin: string;
+  /** The API client that sent it (its share of the queue bound), null without keys. */
+  client: string | null;
   attempts: number;
   /** attempts before the current replay round. */
   roundStart: number;
@@ -26,6 +28,7 @@ export function itemOf(row: ClaimedRow): Item {
     driver_token: row.driver_token,
     callback_url: row.callback_url,
     origin: row.origin,
+    client: row.client,
     attempts: row.attempts,
     roundStart: row.round_start_attempts,
     decision: row.decision_status,

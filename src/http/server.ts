@@ -1,9 +1,12 @@
 import { createServer as createListener } from 'node:http';
+import { createServer as createTlsListener } from 'node:https';
 import type { Socket } from 'node:net';
 import Hapi from '@hapi/hapi';
 import type { Logger } from 'pino';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../queue/intake.ts';
+import type { Keyring } from '../queue/keys.ts';
+import { registerAuth } from './auth.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
@@ -24,6 +27,14 @@ export interface ServerDeps {
   limits?: Partial<HttpLimits>;
   /** True while the service stops: every answer then carries Connection: close. */
   draining?: () => boolean;
+  /** API keys (SPEC "Who may call"). */
+  keyring: Keyring;
+  /** PEM certificate chain and key: the listener speaks HTTPS. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** Connections held at once; past it a new connection is closed at once. */
+  maxConnections?: number;
+  /** When set, GET /metrics asks for Authorization: Bearer <token>. */
+  metricsToken?: string | null;
 }
 
 /** How long a client may take, and how much header it may send (README "Limits"). */
@@ -58,6 +69,7 @@ function messageFor(status: number, boomMessage: string): string {
   if (status === 413) return 'the request body is larger than 16 KiB';
   if (status === 415) return 'Content-Type must be application/json';
   if (status === 404) return 'no such resource';
+  if (status === 401) return 'a valid API key is required: Authorization: Bearer <key>';
   if (status === 405) return 'method not allowed';
   if (status >= 500) return 'internal error';
   return boomMessage;
@@ -92,12 +104,16 @@ interface InFlightResponse {
 export function createServer(deps: ServerDeps): Hapi.Server {
   const limits: HttpLimits = { ...HTTP_LIMITS, ...deps.limits };
   // Node's own deadlines for slow clients; Hapi does not set them.
-  const listener = createListener({
+  const httpOptions = {
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     connectionsCheckingInterval: limits.checkIntervalMs,
     maxHeaderSize: limits.maxHeaderBytes,
-  });
+  };
+  const listener = deps.tls ? createTlsListener({ ...httpOptions, ...deps.tls }) : createListener(httpOptions);
+  // A flood of connections is cut at the door (Node closes what is past the bound at once)
+  // instead of being held until the slow-client deadlines end it.
+  if (deps.maxConnections !== undefined) listener.maxConnections = deps.maxConnections;
   const server = Hapi.server({
     host: deps.host,
     port: deps.port,
@@ -139,7 +155,12 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     // Whatever the peer does next, the socket does not outlive a short grace.
     setTimeout(() => socket.destroy(), 2000).unref();
   });
-  server.route([...sessionRoutes(deps.intake, deps.policy), ...statusRoutes(deps.reads), ...healthRoutes(deps.health)]);
+  registerAuth(server, deps.keyring);
+  server.route([
+    ...sessionRoutes(deps.intake, deps.policy),
+    ...statusRoutes(deps.reads),
+    ...healthRoutes(deps.health, { metricsToken: deps.metricsToken ?? null }),
+  ]);
 
   // A body announced larger than the route takes is refused before any of it is read and
   // before a 100 Continue invites it (Hapi would read it to the end first, then answer).

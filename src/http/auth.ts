@@ -1,6 +1,5 @@
 import type { Server } from '@hapi/hapi';
 import Boom from '@hapi/boom';
-import type { Keyring } from '../queue/keys.ts';
 
 // API keys at the door (SPEC "Who may call"), as a Hapi auth scheme so it runs before the
 // body is read: while keys are required, the POST and the status read need
@@ -17,7 +16,15 @@ export interface Credentials {
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
-export function registerAuth(server: Server, keyring: Keyring): void {
+/** What the door needs of the key store (src/queue/keys.ts createKeyring). */
+export interface KeyCheck {
+  /** Keys are asked for (one exists, or API_KEYS_REQUIRED). */
+  required(): boolean;
+  /** The client a presented key belongs to, or null. */
+  verify(key: string): string | null;
+}
+
+export function registerAuth(server: Server, keyring: KeyCheck): void {
   server.auth.scheme(AUTH_STRATEGY, () => ({
     authenticate(request, h) {
       if (!keyring.required()) return h.authenticated({ credentials: { client: null } satisfies Credentials });

@@ -5,8 +5,7 @@ import Hapi from '@hapi/hapi';
 import type { Logger } from 'pino';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../queue/intake.ts';
-import type { Keyring } from '../queue/keys.ts';
-import { registerAuth } from './auth.ts';
+import { registerAuth, type KeyCheck } from './auth.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
@@ -28,7 +27,7 @@ export interface ServerDeps {
   /** True while the service stops: every answer then carries Connection: close. */
   draining?: () => boolean;
   /** API keys (SPEC "Who may call"). */
-  keyring: Keyring;
+  keyring: KeyCheck;
   /** PEM certificate chain and key: the listener speaks HTTPS. */
   tls?: { cert: Buffer; key: Buffer } | undefined;
   /** Connections held at once; past it a new connection is closed at once. */

@@ -7,6 +7,7 @@ import { createDispatcher, laneSizes } from './dispatch/dispatcher.ts';
 import { createPool } from './dispatch/pool.ts';
 import { createHealth, createWriteWatch } from './observe/health.ts';
 import { createServer, type HttpLimits } from './http/server.ts';
+import { loadTls } from './http/tls.ts';
 import { createIntake, IDEMPOTENCY_TTL_MS } from './queue/intake.ts';
 import { createMetrics } from './observe/metrics.ts';
 import { preflight, watchWal } from './queue/dbfile.ts';
@@ -15,6 +16,7 @@ import { createCommitter } from './queue/committer.ts';
 import { createDepth } from './queue/depth.ts';
 import { openServing, resign } from './queue/instance.ts';
 import { createProbe } from './queue/probe.ts';
+import { createKeyring } from './queue/keys.ts';
 import { createReads } from './queue/reads.ts';
 import { createRetention } from './queue/retention.ts';
 import { createStore } from './queue/store.ts';
@@ -41,8 +43,18 @@ const RESYNC_MS = 5000;
 /** How often the -wal/-shm and lock files are checked for deletion (the window in which a crash could still lose commits). */
 const WAL_CHECK_MS = 1000;
 
+/** How often API keys' last-used times are written (when any key was used). */
+const KEY_USAGE_FLUSH_MS = 60_000;
+
+/** A listener others can reach: not loopback (127.0.0.0/8, ::1, localhost). */
+function reachableFromOthers(host: string): boolean {
+  return !(host === 'localhost' || host === '::1' || /^127\./.test(host));
+}
+
 export async function createApp(opts: AppOptions) {
   const { config, log } = opts;
+  // Checked before anything is opened: a bad file is a bad setting (exit 2).
+  const tls = config.tlsCertFile && config.tlsKeyFile ? loadTls(config.tlsCertFile, config.tlsKeyFile) : undefined;
   const now = opts.now ?? Date.now;
   const paths = runtimePaths();
   preflight(config.dbPath, paths.nativeBinding);
@@ -64,7 +76,8 @@ export async function createApp(opts: AppOptions) {
     },
     onError: (err) => writes.failed(err),
   });
-  const depth = createDepth(store, config.queueMaxSize);
+  const depth = createDepth(store, config.queueMaxSize, { maxPerClient: config.queueMaxPerClient });
+  const keyring = createKeyring(db, { required: config.apiKeysRequired, now });
   const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: laneSizes(config).tasksPerThread });
   const health = createHealth({
     // Writes nothing (an idle service leaves the disk alone); a full disk shows in failed commits.
@@ -140,6 +153,10 @@ export async function createApp(opts: AppOptions) {
   let draining = false;
   const registry = metrics.registry;
   const server = createServer({
+    keyring,
+    tls,
+    maxConnections: config.maxConnections,
+    metricsToken: config.metricsToken,
     host: config.host,
     port: config.port,
     intake,
@@ -156,6 +173,12 @@ export async function createApp(opts: AppOptions) {
     ...(opts.version ? { version: opts.version } : {}),
     ...(opts.http ? { limits: opts.http } : {}),
   });
+  // Last-used times of API keys, to the minute; nothing is written while no key was used.
+  const keyUsage = setInterval(() => {
+    if (keyring.pending === 0) return;
+    committer.run(() => keyring.flushUsage()).catch((err) => log.warn({ err: String(err) }, 'could not record API key use'));
+  }, KEY_USAGE_FLUSH_MS);
+  keyUsage.unref();
   const resync = setInterval(() => {
     try {
       depth.resync();
@@ -170,6 +193,22 @@ export async function createApp(opts: AppOptions) {
   return {
     server,
     db,
+    /**
+     * SIGHUP: re-reads TLS_CERT_FILE and TLS_KEY_FILE; new handshakes use them, open
+     * connections keep theirs. A bad pair is refused and the certificate in use stays.
+     */
+    reloadTls(): boolean {
+      if (!config.tlsCertFile || !config.tlsKeyFile) return false;
+      try {
+        const next = loadTls(config.tlsCertFile, config.tlsKeyFile);
+        (server.listener as import('node:https').Server).setSecureContext(next);
+        log.info({ cert: config.tlsCertFile }, 'TLS certificate reloaded');
+        return true;
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'TLS files not reloaded; the certificate in use stays');
+        return false;
+      }
+    },
     depth,
     dispatcher,
     retention,
@@ -179,7 +218,13 @@ export async function createApp(opts: AppOptions) {
       retention.start();
       ready = true;
       const { address, port } = server.info;
-      log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value }, 'listening');
+      log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value, tls: tls !== undefined }, 'listening');
+      if (reachableFromOthers(config.host) && !keyring.required()) {
+        log.warn(
+          { host: config.host },
+          'the API is reachable from other hosts and anyone there may send requests: add a key per client (chargegate keys add <client>) or listen on 127.0.0.1 (HOST)',
+        );
+      }
     },
     /**
      * Graceful stop: refuse new requests, finish or release in-flight work, close the db.
@@ -193,11 +238,15 @@ export async function createApp(opts: AppOptions) {
         draining = true;
         intake.close();
         clearInterval(resync);
+        clearInterval(keyUsage);
         wal.stop();
         await retention.stop();
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
         await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
-        await committer.run(() => resign(db)).catch(() => undefined);
+        await committer.run(() => {
+          keyring.flushUsage();
+          resign(db);
+        }).catch(() => undefined);
         committer.flush();
         await pool.destroy();
         db.close();

@@ -53,6 +53,17 @@ export interface Config {
   httpsProxy: string | null;
   /** Hosts reached without the proxy (NO_PROXY / no_proxy). */
   noProxy: string | null;
+  /** Ask every caller for an API key even before one exists (locks the API until `keys add`). */
+  apiKeysRequired: boolean;
+  /** Open requests one API client may have at once (its share of QUEUE_MAX_SIZE); null = half of it. */
+  queueMaxPerClient: number | null;
+  /** PEM certificate chain and key: the listener speaks HTTPS (re-read on SIGHUP). */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  /** Connections the listener holds at once; past it new ones are closed at once. */
+  maxConnections: number;
+  /** When set, GET /metrics asks for Authorization: Bearer <this> (Prometheus `authorization`). */
+  metricsToken: string | null;
 }
 
 type Source = Record<string, string | undefined>;
@@ -201,6 +212,12 @@ const SPECS: Spec[] = [
   { key: 'cacheDir', env: 'CHARGEGATE_CACHE_DIR', flag: '--cache-dir', parse: nonEmpty, def: null },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', parse: int(0, 600_000), def: 10_000 },
   { key: 'workerConcurrency', env: 'WORKER_CONCURRENCY', flag: '--worker-concurrency', parse: int(1, 4096), def: 512 },
+  { key: 'apiKeysRequired', env: 'API_KEYS_REQUIRED', flag: '--api-keys-required', parse: bool, def: false },
+  { key: 'queueMaxPerClient', env: 'QUEUE_MAX_PER_CLIENT', flag: '--queue-max-per-client', parse: int(1, 100_000_000), def: null },
+  { key: 'tlsCertFile', env: 'TLS_CERT_FILE', flag: '--tls-cert-file', parse: nonEmpty, def: null },
+  { key: 'tlsKeyFile', env: 'TLS_KEY_FILE', flag: '--tls-key-file', parse: nonEmpty, def: null },
+  { key: 'maxConnections', env: 'MAX_CONNECTIONS', flag: '--max-connections', parse: int(1, 1_000_000), def: 1024 },
+  { key: 'metricsToken', env: 'METRICS_TOKEN', flag: '--metrics-token', parse: nonEmpty, def: null },
   { key: 'callbackMaxInFlightPerOrigin', env: 'CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN', flag: '--callback-max-in-flight-per-origin', parse: int(1, 100_000), def: 128 },
   { key: 'httpProxy', env: 'HTTP_PROXY', flag: '--http-proxy', parse: proxyUrl, def: null, aliases: ['http_proxy'] },
   { key: 'httpsProxy', env: 'HTTPS_PROXY', flag: '--https-proxy', parse: proxyUrl, def: null, aliases: ['https_proxy'] },
@@ -240,6 +257,10 @@ export function loadConfig(env: Source, flags: Source = {}): Readonly<Config> {
   if (out.workers === null) out.workers = availableParallelism();
   if ((out.callbackRetryBaseMs as number) > (out.callbackRetryMaxMs as number)) {
     throw new ChargegateError('CG_ERR_CONFIG', 'invalid CALLBACK_RETRY_BASE_MS: must not exceed CALLBACK_RETRY_MAX_MS');
+  }
+  if ((out.tlsCertFile === null) !== (out.tlsKeyFile === null)) {
+    const missing = out.tlsCertFile === null ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE';
+    throw new ChargegateError('CG_ERR_CONFIG', `invalid ${missing}: TLS_CERT_FILE and TLS_KEY_FILE go together`);
   }
   // OCPI requests without the credentials token are refused by every eMSP (HTTP 401).
   if (out.authorizerUrl !== null && out.authorizerProtocol === 'ocpi' && out.authorizerToken === null) {

@@ -12,6 +12,7 @@ import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
 import { aclImport } from './aclimport.ts';
 import { checkGroupName } from './groups.ts';
+import { checkClientName, keysAdd, keysList, keysRevoke } from '../queue/keys.ts';
 import { receivers } from './receivers.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
@@ -274,6 +275,44 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(o.json ? `${JSON.stringify(s)}\n` : `${formatStats(s)}\n`);
     });
 
+  const keys = program.command('keys').description('API keys, one per client (while any exists, every API call needs one)');
+  keys
+    .command('add <client>')
+    .description('issue a key for a new client; printed once, only its hash is kept')
+    .option('--expires <iso>', 'the key stops working at this time (ISO-8601)')
+    .addOption(dbOption())
+    .action((client: string, o: { expires?: string; db?: string }) => {
+      checkClientName(client);
+      const expiresAt = o.expires === undefined ? null : Date.parse(checkExpiry(o.expires));
+      const key = withDb(io, o.db, (db) => keysAdd(db, client, { expiresAt, now: Date.now() }));
+      io.out(`${key}\n`);
+      io.err(`keys: ${client} added; this key is shown once: give it to the client (Authorization: Bearer <key>)\n`);
+    });
+  keys
+    .command('list')
+    .description('clients with a key: created, last used, expiry (never the key)')
+    .option('--json', 'JSON output for scripts', false)
+    .addOption(dbOption())
+    .action((o: { json: boolean; db?: string }) => {
+      const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+      const rows = withDb(io, o.db, (db) => keysList(db)).map((r) => ({
+        name: r.name, created_at: iso(r.created_at), last_used_at: iso(r.last_used_at), expires_at: iso(r.expires_at),
+      }));
+      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['name', 'created_at', 'last_used_at', 'expires_at'])}\n`);
+    });
+  keys
+    .command('revoke <client>')
+    .description('remove a client\'s key; the running service refuses it at once')
+    .addOption(dbOption())
+    .action((client: string, o: { db?: string }) => {
+      if (!withDb(io, o.db, (db) => keysRevoke(db, client))) {
+        io.err(`keys: no key for ${client}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      io.out(`keys: ${client} revoked\n`);
+    });
+
   program
     .command('receivers')
     .description('per callback origin: deliveries in flight, queued, last status, consecutive failures, next attempt')
@@ -297,7 +336,7 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(`${JSON.stringify(apiDocument(version), null, 2)}\n`);
     });
 
-  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands]) {
+  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands, ...keys.commands]) {
     cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   }
   return program;

@@ -53,6 +53,7 @@ export function formatRequest(v: RequestView): string {
     `driver_token ${v.driver_token}`,
     `token_type   ${v.token_type}`,
     `callback_url ${v.callback_url}`,
+    `client       ${v.client ?? "-"}`,
     `created_at   ${v.created_at}`,
     `decision     ${v.decision ? `${v.decision.status} (${v.decision.reason}, ${v.decision.source}, ${v.decision.latency_ms} ms, ${v.decision.decided_at})` : '-'}`,
     `attempts     ${v.delivery.attempts}${v.delivery.next_attempt_at ? `, next at ${v.delivery.next_attempt_at}` : ''}${v.delivery.finished_at ? `, finished ${v.delivery.finished_at}` : ''}`,

@@ -197,6 +197,8 @@ export interface RequestView {
   driver_token: string;
   token_type: TokenType;
   callback_url: string;
+  /** The API key name the request came with; null when none was required. */
+  client: string | null;
   decision: { status: DecisionStatus; reason: string | null; source: string | null; latency_ms: number | null; decided_at: string | null } | null;
   delivery: { attempts: number; last_error: string | null; next_attempt_at: string | null; finished_at: string | null };
   attempts: AttemptView[];

@@ -164,7 +164,7 @@ export function createDeliveries(deps: DeliveryDeps) {
       },
       { log, what: 'delivery results', count: records.length, giveUp: deps.stopping },
     );
-    let finals = 0;
+    const finals: Array<string | null> = [];
     for (let i = 0; i < made.length; i++) {
       const it = made[i]!;
       const rec = records[i]!;
@@ -175,7 +175,7 @@ export function createDeliveries(deps: DeliveryDeps) {
         if (landed) log.debug({ request_id: it.id }, 'claim lost before the attempt was recorded; dropped');
         continue;
       }
-      if (rec.outcome !== 'retry') finals++;
+      if (rec.outcome !== 'retry') finals.push(it.client);
       deps.observer?.attempted(rec);
       log.info(
         {

@@ -176,7 +176,9 @@ export function createDispatcher(deps: DispatcherDeps) {
         decisionLane.give();
         claims.kick();
       },
-      adopt(row: { id: string; station_id: string; driver_token: string; token_type: TokenType; callback_url: string; origin: string }): void {
+      adopt(row: {
+        id: string; station_id: string; driver_token: string; token_type: TokenType; callback_url: string; origin: string; client: string | null;
+      }): void {
         const it: Item = { ...row, claim: 1, attempts: 0, roundStart: 0, decision: null };
         inflight.add(it);
         adopted.push(it);

@@ -13,6 +13,8 @@ export interface Item {
   token_type: TokenType;
   callback_url: string;
   origin: string;
+  /** The API client that sent it (its share of the queue bound), null without keys. */
+  client: string | null;
   attempts: number;
   /** attempts before the current replay round. */
   roundStart: number;
@@ -28,6 +30,7 @@ export function itemOf(row: ClaimedRow): Item {
     token_type: row.token_type,
     callback_url: row.callback_url,
     origin: row.origin,
+    client: row.client,
     attempts: row.attempts,
     roundStart: row.round_start_attempts,
     decision: row.decision_status,

@@ -1,6 +1,8 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { ServerRoute } from '@hapi/hapi';
 import { healthAnswer, probeAnswer } from './answers.ts';
 import type { RouteDoc } from './openapi.ts';
+import { errorReply } from './reply.ts';
 
 // /health for people and monitors, /health/live and /health/ready for supervisors,
 // /metrics for Prometheus. Rules of /health are documented in src/observe/health.ts.
@@ -11,9 +13,22 @@ export interface HealthSource {
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
+/** Constant-time check of a presented scrape token. */
+function tokenMatches(header: unknown, token: string): boolean {
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(String(header ?? ''));
+  const a = Buffer.from(m?.[1] ?? '');
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Health answers stay open (supervisors and load balancers carry no credentials, and they
+ * show no request data); /metrics asks for METRICS_TOKEN when one is set, the way
+ * Prometheus scrapes with `authorization: { credentials: … }`.
+ */
 const ops = (doc: Omit<RouteDoc, 'tags'>) => ({ plugins: { openapi: { ...doc, tags: ['operations'] } } });
 
-export function healthRoutes(src: HealthSource): ServerRoute[] {
+export function healthRoutes(src: HealthSource, opts: { metricsToken: string | null } = { metricsToken: null }): ServerRoute[] {
   return [
     {
       method: 'GET',
@@ -64,7 +79,11 @@ export function healthRoutes(src: HealthSource): ServerRoute[] {
         description: 'requests by outcome, queue depth and age, decisions, callback attempts, latencies, dead letters, worker use, event-loop lag',
         answers: { 200: { description: 'the metrics', contentType: 'text/plain', rawSchema: { type: 'string' } } },
       }),
-      handler: async (_req, h) => {
+      handler: async (req, h) => {
+        if (opts.metricsToken !== null && !tokenMatches(req.headers.authorization, opts.metricsToken)) {
+          return errorReply(h, 'CG_ERR_UNAUTHORIZED', 'a valid scrape token is required: Authorization: Bearer <METRICS_TOKEN>')
+            .header('www-authenticate', 'Bearer realm="chargegate-metrics"');
+        }
         const m = await src.metrics();
         return h.response(m.body).type(m.contentType);
       },

@@ -1,9 +1,11 @@
 import { createServer as createListener } from 'node:http';
+import { createServer as createTlsListener } from 'node:https';
 import type { Socket } from 'node:net';
 import Hapi from '@hapi/hapi';
 import type { Logger } from 'pino';
 import { compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../queue/intake.ts';
+import { registerAuth, type KeyCheck } from './auth.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
@@ -27,6 +29,14 @@ export interface ServerDeps {
   draining?: () => boolean;
   /** The release, as info.version of the OpenAPI document. */
   version?: string;
+  /** API keys (SPEC "Who may call"); without it no key is ever asked for (the OpenAPI document's server). */
+  keyring?: KeyCheck;
+  /** PEM certificate chain and key: the listener speaks HTTPS. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** Connections held at once; past it a new connection is closed at once. */
+  maxConnections?: number;
+  /** When set, GET /metrics asks for Authorization: Bearer <token>. */
+  metricsToken?: string | null;
 }
 
 /** How long a client may take, and how much header it may send (README "Limits"). */
@@ -61,6 +71,7 @@ function messageFor(status: number, boomMessage: string): string {
   if (status === 413) return 'the request body is larger than 16 KiB';
   if (status === 415) return 'Content-Type must be application/json';
   if (status === 404) return 'no such resource';
+  if (status === 401) return 'a valid API key is required: Authorization: Bearer <key>';
   if (status === 405) return 'method not allowed';
   if (status >= 500) return 'internal error';
   return boomMessage;
@@ -128,12 +139,16 @@ export function apiDocument(version: string, allowedHosts: string[] | null = nul
 export function createServer(deps: ServerDeps): Hapi.Server {
   const limits: HttpLimits = { ...HTTP_LIMITS, ...deps.limits };
   // Node's own deadlines for slow clients; Hapi does not set them.
-  const listener = createListener({
+  const httpOptions = {
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     connectionsCheckingInterval: limits.checkIntervalMs,
     maxHeaderSize: limits.maxHeaderBytes,
-  });
+  };
+  const listener = deps.tls ? createTlsListener({ ...httpOptions, ...deps.tls }) : createListener(httpOptions);
+  // A flood of connections is cut at the door (Node closes what is past the bound at once)
+  // instead of being held until the slow-client deadlines end it.
+  if (deps.maxConnections !== undefined) listener.maxConnections = deps.maxConnections;
   const server = Hapi.server({
     host: deps.host,
     port: deps.port,
@@ -175,10 +190,11 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     // Whatever the peer does next, the socket does not outlive a short grace.
     setTimeout(() => socket.destroy(), 2000).unref();
   });
+  registerAuth(server, deps.keyring ?? { required: () => false, verify: () => null });
   server.route([
     ...sessionRoutes(deps.intake, deps.policy),
     ...statusRoutes(deps.reads),
-    ...healthRoutes(deps.health),
+    ...healthRoutes(deps.health, { metricsToken: deps.metricsToken ?? null }),
     openApiRoute(deps.version ?? '0.0.0'),
   ]);
 

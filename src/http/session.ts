@@ -2,6 +2,7 @@ import type { ServerRoute } from '@hapi/hapi';
 import type Joi from 'joi';
 import { ERRORS, isChargegateError } from '../core/errors.ts';
 import type { Intake } from '../queue/intake.ts';
+import { AUTH_STRATEGY, type Credentials } from './auth.ts';
 import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import { parseBody } from './body.ts';
@@ -77,6 +78,7 @@ export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] 
       path: '/api/v1/charging-session',
       options: {
         plugins: { openapi: sessionDoc(schema) },
+        auth: AUTH_STRATEGY,
         payload: {
           maxBytes: MAX_BODY_BYTES,
           allow: ['application/json'],
@@ -110,7 +112,8 @@ export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] 
         const key = idempotencyKey(request.headers);
         if (key.error) return errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request is invalid', [key.error]);
         try {
-          const { request_id: id, replayed } = await intake.accept(request.payload as SessionBody, key.value);
+          const { client } = request.auth.credentials as unknown as Credentials;
+          const { request_id: id, replayed } = await intake.accept(request.payload as SessionBody, key.value, client);
           const res = h
             .response({ status: 'accepted', message: ACCEPTED_MESSAGE, request_id: id })
             .code(202)

@@ -3,6 +3,7 @@ import type { RequestView } from '../core/types.ts';
 import { UUID_RE } from '../core/validate.ts';
 import { requestAnswer } from './answers.ts';
 import { errorDoc } from './openapi.ts';
+import { AUTH_STRATEGY, type Credentials } from './auth.ts';
 import { errorReply } from './reply.ts';
 
 export interface RequestLookup {
@@ -15,6 +16,7 @@ export function statusRoutes(reads: RequestLookup): ServerRoute[] {
       method: 'GET',
       path: '/api/v1/charging-session/{request_id}',
       options: {
+        auth: AUTH_STRATEGY,
         plugins: {
           openapi: {
             operationId: 'getChargingSession',
@@ -36,7 +38,9 @@ export function statusRoutes(reads: RequestLookup): ServerRoute[] {
           return errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request id is invalid', [{ field: 'request_id', message: 'must be a UUID' }]);
         }
         const view = reads.get(id.toLowerCase());
-        if (!view) return errorReply(h, 'CG_ERR_NOT_FOUND', `no request ${id}`);
+        // With keys, a client reads only its own requests; another's is as good as absent.
+        const { client } = request.auth.credentials as unknown as Credentials;
+        if (!view || (client !== null && view.client !== client)) return errorReply(h, 'CG_ERR_NOT_FOUND', `no request ${id}`);
         return h.response(view).header('cache-control', 'no-store');
       },
     },

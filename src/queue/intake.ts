@@ -23,7 +23,9 @@ export interface Handoff {
   /** Gives up a reserved slot whose row did not commit. */
   cancel(): void;
   /** Takes a committed, already-claimed row. */
-  adopt(row: { id: string; station_id: string; driver_token: string; token_type: TokenType; callback_url: string; origin: string }): void;
+  adopt(row: {
+    id: string; station_id: string; driver_token: string; token_type: TokenType; callback_url: string; origin: string; client: string | null;
+  }): void;
   readonly leaseMs: number;
 }
 
@@ -63,9 +65,11 @@ export function createIntake(deps: IntakeDeps) {
   // it instead of racing it into a second row.
   const pendingKeys = new Map<string, { hash: string; done: Promise<string> }>();
 
-  async function insert(body: SessionBody, key: string | null, hash: string | null): Promise<string> {
-    if (!depth.tryReserve()) {
-      throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
+  async function insert(body: SessionBody, key: string | null, hash: string | null, client: string | null): Promise<string> {
+    const room = depth.tryReserve(client);
+    if (room === 'full') throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
+    if (room === 'share') {
+      throw new ChargegateError('CG_ERR_QUEUE_FULL', `this client has ${depth.maxPerClient} requests pending (its share of the queue); retry later`);
     }
     const at = now();
     const row = {
@@ -77,6 +81,7 @@ export function createIntake(deps: IntakeDeps) {
       token_type: body.token_type ?? DEFAULT_TOKEN_TYPE,
       callback_url: body.callback_url,
       origin: originOf(body.callback_url),
+      client,
       created_at: at,
     };
     const handoff = deps.handoff?.tryReserve() ? deps.handoff : null;
@@ -88,12 +93,12 @@ export function createIntake(deps: IntakeDeps) {
       });
     } catch (err) {
       handoff?.cancel();
-      depth.unreserve();
+      depth.unreserve(client);
       log.error({ err: String(err) }, 'could not commit an accepted request');
       throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
     }
-    depth.committed();
-    log.info({ request_id: row.id, station_id: row.station_id, driver_token: row.token_mask }, 'accepted');
+    depth.committed(client);
+    log.info({ request_id: row.id, station_id: row.station_id, driver_token: row.token_mask, ...(client ? { client } : {}) }, 'accepted');
     if (handoff) handoff.adopt(row);
     else onAccepted();
     return row.id;
@@ -107,9 +112,15 @@ export function createIntake(deps: IntakeDeps) {
     return { request_id: id, replayed: true };
   }
 
-  async function accept(body: SessionBody, key: string | null = null): Promise<Accepted> {
+  /**
+   * Accepts one validated request. `client` is the API key's name (null without keys); an
+   * Idempotency-Key is the client's own: two clients may use the same key text.
+   */
+  async function accept(body: SessionBody, idempotencyKey: string | null = null, client: string | null = null): Promise<Accepted> {
     if (closed) throw new ChargegateError('CG_ERR_SHUTTING_DOWN', 'the service is shutting down; retry against the restarted service');
-    if (key === null) return { request_id: await insert(body, null, null), replayed: false };
+    if (idempotencyKey === null) return { request_id: await insert(body, null, null, client), replayed: false };
+    // Client names cannot contain '/', so a client's keys never meet another's.
+    const key = client === null ? idempotencyKey : `${client}/${idempotencyKey}`;
 
     const hash = bodyHash(body);
     const pending = pendingKeys.get(key);
@@ -119,7 +130,7 @@ export function createIntake(deps: IntakeDeps) {
       } catch (err) {
         // The first attempt failed (503): this one is a first attempt of its own.
         if ((err as ChargegateError).code === 'CG_ERR_IDEMPOTENCY_MISMATCH') throw err;
-        return accept(body, key);
+        return accept(body, idempotencyKey, client);
       }
     }
     let found: { body_hash: string; request_id: string } | null;
@@ -130,7 +141,7 @@ export function createIntake(deps: IntakeDeps) {
     }
     if (found) return replay(key, found.body_hash, hash, found.request_id);
 
-    const done = insert(body, key, hash);
+    const done = insert(body, key, hash, client);
     pendingKeys.set(key, { hash, done });
     try {
       return { request_id: await done, replayed: false };

@@ -10,6 +10,7 @@ interface Row {
   token_mask: string;
   token_type: TokenType;
   callback_url: string;
+  client: string | null;
   state: RequestState;
   created_at: number;
   updated_at: number;
@@ -28,7 +29,7 @@ interface Row {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function createReads(db: Db) {
-  const one = db.prepare(`SELECT id, station_id, token_mask, token_type, callback_url, state, created_at, updated_at, due_at, locked_at,
+  const one = db.prepare(`SELECT id, station_id, token_mask, token_type, callback_url, client, state, created_at, updated_at, due_at, locked_at,
       attempts, decision_status, decision_reason, decision_source, decision_latency_ms, decided_at, finished_at, last_error
     FROM charging_requests WHERE id = ?`);
   const attempts = db.prepare(`SELECT attempt, started_at, duration_ms, http_status, error, outcome
@@ -44,6 +45,7 @@ export function createReads(db: Db) {
       driver_token: r.token_mask,
       token_type: r.token_type,
       callback_url: r.callback_url,
+      client: r.client,
       decision: r.decision_status
         ? { status: r.decision_status, reason: r.decision_reason, source: r.decision_source, latency_ms: r.decision_latency_ms, decided_at: iso(r.decided_at) }
         : null,

@@ -378,6 +378,37 @@ SELECT id, station_id, token_mask, token_type, state, decision_status, decision_
 FROM charging_requests;
 `,
   },
+  {
+    version: 10,
+    name: 'API keys; the client of each request',
+    sql: `
+-- One key per client (chargegate keys add). Only the key's SHA-256 is kept: the key itself
+-- is printed once. While at least one row exists (or API_KEYS_REQUIRED=true) the API asks
+-- for Authorization: Bearer <key>.
+CREATE TABLE api_keys (
+  name          TEXT PRIMARY KEY,                -- the client, e.g. site-controller
+  key_hash      TEXT NOT NULL UNIQUE,            -- hex SHA-256 of the key
+  created_at    INTEGER NOT NULL,                -- ms since epoch
+  expires_at    INTEGER,                         -- ms since epoch; NULL = never
+  last_used_at  INTEGER                          -- ms since epoch, kept to the minute
+) STRICT;
+
+CREATE VIEW api_keys_readable AS
+SELECT name, ${iso('created_at')} AS created_at, ${iso('expires_at')} AS expires_at, ${iso('last_used_at')} AS last_used_at
+FROM api_keys ORDER BY name;
+
+-- The API key name a request came with (NULL: sent while no key was required).
+ALTER TABLE charging_requests ADD COLUMN client TEXT;
+
+DROP VIEW requests_readable;
+CREATE VIEW requests_readable AS
+SELECT id, station_id, token_mask, token_type, client, state, decision_status, decision_reason, decision_source,
+       decision_latency_ms, attempts, callback_url, origin, last_error,
+       ${iso('created_at')} AS created_at, ${iso('decided_at')} AS decided_at,
+       ${iso('finished_at')} AS finished_at, ${iso('due_at')} AS due_at, ${iso('locked_at')} AS locked_at
+FROM charging_requests;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

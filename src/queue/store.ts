@@ -16,6 +16,8 @@ export interface NewRequest {
   callback_url: string;
   /** scheme://host[:port] of callback_url (src/core/origin.ts); derived when left out. */
   origin?: string;
+  /** The API key name the request came with; null without keys. */
+  client?: string | null;
   created_at: number;
 }
 
@@ -26,6 +28,7 @@ export interface ClaimedRow {
   token_type: TokenType;
   callback_url: string;
   origin: string;
+  client: string | null;
   state: RequestState;
   attempts: number;
   /** attempts before the current replay round (0 without replays). */
@@ -56,20 +59,28 @@ export interface AttemptRecord {
 }
 
 const OPEN = "state IN ('queued','authorizing','delivering')";
-const CLAIMED = 'id, station_id, driver_token, token_type, callback_url, origin, state, attempts, round_start_attempts, claim_count, decision_status';
+const CLAIMED = 'id, station_id, driver_token, token_type, callback_url, origin, client, state, attempts, round_start_attempts, claim_count, decision_status';
 // A write for a claimed row lands only while that claim holds: a row released (shutdown,
 // takeover) or claimed again (lease expired) has locked_at NULL or a new claim_count.
 const FENCE = 'id = @id AND claim_count = @claim AND locked_at IS NOT NULL';
 
+/** A row with what may be left out filled in (the accept path always gives both). */
+function complete(row: NewRequest): Required<NewRequest> {
+  return { ...row, origin: row.origin ?? originOf(row.callback_url), client: row.client ?? null, token_type: row.token_type ?? 'RFID' };
+}
+
 export function createStore(db: Db) {
   const insert = db.prepare(`INSERT INTO charging_requests
-    (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, state, created_at, updated_at, due_at)
-    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @token_type, @callback_url, @origin, 'queued', @created_at, @created_at, @created_at)`);
+    (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, client, state, created_at, updated_at, due_at)
+    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @token_type, @callback_url, @origin, @client, 'queued',
+            @created_at, @created_at, @created_at)`);
   // Inserted already claimed, for the dispatcher to take straight from the accept path:
   // one write and one commit fewer per request than insert-then-claim.
   const insertClaimed = db.prepare(`INSERT INTO charging_requests
-    (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, state, created_at, updated_at, due_at, locked_at, claim_count)
-    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @token_type, @callback_url, @origin, 'authorizing', @created_at, @created_at,
+    (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, client, state, created_at, updated_at, due_at,
+     locked_at, claim_count)
+    VALUES (@id, @station_id, @driver_token, @token_hash, @token_mask, @token_type, @callback_url, @origin, @client, 'authorizing',
+            @created_at, @created_at,
             @created_at + @lease, @created_at, 1)`);
 
   // Claims by due_at, which is the lease expiry while a row is claimed: an expired lease
@@ -144,6 +155,11 @@ export function createStore(db: Db) {
 
   // Through the two lane indexes: a plain state filter would scan the whole table (every
   // finished row kept for RETENTION_DAYS) on each resync.
+  const openByClient = db.prepare(`SELECT client, COUNT(*) AS n FROM (
+      SELECT client FROM charging_requests INDEXED BY charging_requests_undecided WHERE state IN ('queued','authorizing')
+      UNION ALL
+      SELECT client FROM charging_requests INDEXED BY charging_requests_deliverable WHERE state = 'delivering')
+    WHERE client IS NOT NULL GROUP BY client`);
   const countOpen = db.prepare(`SELECT
       (SELECT COUNT(*) FROM charging_requests INDEXED BY charging_requests_undecided WHERE state IN ('queued','authorizing'))
     + (SELECT COUNT(*) FROM charging_requests INDEXED BY charging_requests_deliverable WHERE state = 'delivering')`).pluck();
@@ -153,11 +169,11 @@ export function createStore(db: Db) {
 
   return {
     insert(row: NewRequest): void {
-      insert.run({ ...row, origin: row.origin ?? originOf(row.callback_url), token_type: row.token_type ?? 'RFID' });
+      insert.run(row.origin === undefined || row.client === undefined || row.token_type === undefined ? complete(row) : row);
     },
     /** Inserts the row claimed under a lease of leaseMs from its created_at. */
     insertClaimed(row: NewRequest, leaseMs: number): void {
-      insertClaimed.run({ ...row, origin: row.origin ?? originOf(row.callback_url), token_type: row.token_type ?? 'RFID', lease: leaseMs });
+      insertClaimed.run({ ...complete(row), lease: leaseMs });
     },
     /** Claims up to limit undecided rows that are due, oldest due first. */
     claimUndecided(now: number, limit: number, leaseMs: number): ClaimedRow[] {
@@ -250,6 +266,12 @@ export function createStore(db: Db) {
     },
     findKey(key: string, notBefore: number): { body_hash: string; request_id: string } | null {
       return (keyFind.get(key, notBefore) as { body_hash: string; request_id: string } | undefined) ?? null;
+    },
+    /** Open requests per API client (the per-client share of the bound). */
+    countOpenByClient(): Map<string, number> {
+      const out = new Map<string, number>();
+      for (const r of openByClient.all() as Array<{ client: string; n: number }>) out.set(r.client, r.n);
+      return out;
     },
     countOpen(): number {
       return countOpen.get() as number;

@@ -44,6 +44,8 @@ export async function serve(config: Readonly<Config>, version?: string): Promise
     );
   };
   process.on('SIGTERM', onSignal);
+  // Certificates rotate without a restart (README "TLS").
+  process.on('SIGHUP', () => void app.reloadTls());
   process.on('SIGINT', onSignal);
   // A bug must not leave a half-working process: exit and let the supervisor restart it.
   // Nothing accepted is lost (it is on disk), claimed work resumes when its lease expires.

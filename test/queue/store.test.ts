@@ -210,11 +210,11 @@ describe('queue bound', () => {
   it('reserves up to the bound, frees room as requests finish, and resyncs from the table', (t) => {
     const { store } = setup(t);
     const depth = createDepth(store, 2);
-    assert.equal(depth.tryReserve(), true);
-    assert.equal(depth.tryReserve(), true);
-    assert.equal(depth.tryReserve(), false, 'third reservation is refused');
+    assert.equal(depth.tryReserve(), 'ok');
+    assert.equal(depth.tryReserve(), 'ok');
+    assert.equal(depth.tryReserve(), 'full', 'third reservation is refused');
     depth.unreserve();
-    assert.equal(depth.tryReserve(), true);
+    assert.equal(depth.tryReserve(), 'ok');
     // Two rows really committed, one finished by some other path: resync counts the table.
     store.insert(row(1));
     store.insert(row(2));
@@ -224,6 +224,26 @@ describe('queue bound', () => {
     assert.equal(depth.value, 0);
     depth.resync();
     assert.equal(depth.value, 2);
-    assert.equal(depth.tryReserve(), false);
+    assert.equal(depth.tryReserve(), 'full');
+  });
+
+  it('gives each API client a share of the bound; finishing and resync keep the shares exact', (t) => {
+    const { store } = setup(t);
+    const depth = createDepth(store, 10, { maxPerClient: 3 });
+    for (let i = 0; i < 3; i++) assert.equal(depth.tryReserve('a'), 'ok');
+    assert.equal(depth.tryReserve('a'), 'share', 'a is at its share');
+    assert.equal(depth.tryReserve('b'), 'ok', 'b is not held up by a');
+    assert.equal(depth.tryReserve(null), 'ok', 'requests without a key count only against the bound');
+    depth.unreserve('a');
+    assert.equal(depth.tryReserve('a'), 'ok');
+    for (const c of ['a', 'a', 'a']) {
+      store.insert({ ...row(1), client: c });
+      depth.committed(c);
+    }
+    depth.finished(['a']);
+    assert.equal(depth.of('a'), 2);
+    depth.resync();
+    assert.equal(depth.of('a'), 3, 'the table has three open rows of a');
+    assert.equal(depth.of('b'), 1, 'b\'s reservation is still uncommitted and kept');
   });
 });

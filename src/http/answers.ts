@@ -54,6 +54,7 @@ export const requestAnswer = Joi.object({
   driver_token: Joi.string().required().description('masked (first and last four characters)'),
   token_type: Joi.string().valid(...TOKEN_TYPES).required(),
   callback_url: Joi.string().required(),
+  client: Joi.string().allow(null).required().description('the API key name the request came with; null when none was required'),
   decision,
   delivery: Joi.object({
     attempts: Joi.number().integer().required(),

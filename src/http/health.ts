@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ServerRoute } from '@hapi/hapi';
 import { healthAnswer, probeAnswer } from './answers.ts';
-import type { RouteDoc } from './openapi.ts';
+import { errorDoc, type RouteDoc } from './openapi.ts';
 import { errorReply } from './reply.ts';
 
 // /health for people and monitors, /health/live and /health/ready for supervisors,
@@ -77,7 +77,12 @@ export function healthRoutes(src: HealthSource, opts: { metricsToken: string | n
         operationId: 'getMetrics',
         summary: 'Prometheus text exposition',
         description: 'requests by outcome, queue depth and age, decisions, callback attempts, latencies, dead letters, worker use, event-loop lag',
-        answers: { 200: { description: 'the metrics', contentType: 'text/plain', rawSchema: { type: 'string' } } },
+        answers: {
+          200: { description: 'the metrics', contentType: 'text/plain', rawSchema: { type: 'string' } },
+          401: errorDoc('METRICS_TOKEN is set and the request did not carry it as `Authorization: Bearer <token>`', {
+            'WWW-Authenticate': { description: '`Bearer realm="chargegate-metrics"`', required: true },
+          }),
+        },
       }),
       handler: async (req, h) => {
         if (opts.metricsToken !== null && !tokenMatches(req.headers.authorization, opts.metricsToken)) {

@@ -56,6 +56,10 @@ export const errorDoc = (description: string, headers?: Record<string, HeaderDoc
   ...(headers ? { headers } : {}),
 });
 
+/** The 401 of a route behind API keys (SPEC "Who may call"). */
+export const unauthorizedDoc = (description = 'API keys are in use and the key is missing, unknown, revoked or expired (status `unauthorized`; the same answer whatever was wrong)') =>
+  errorDoc(description, { 'WWW-Authenticate': { description: '`Bearer realm="chargegate"`', required: true } });
+
 /** A route of Hapi's table (server.table()) or of a route list: enough to document it. */
 export interface DocumentedRoute {
   method: string;

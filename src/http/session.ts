@@ -7,7 +7,7 @@ import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import { parseBody } from './body.ts';
 import { acceptedAnswer } from './answers.ts';
-import { errorDoc, type RouteDoc } from './openapi.ts';
+import { errorDoc, unauthorizedDoc, type RouteDoc } from './openapi.ts';
 import { createSessionSchema, fieldErrors, type FieldError, type SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';
@@ -59,6 +59,7 @@ function sessionDoc(schema: Joi.Schema): RouteDoc {
         },
       },
       400: errorDoc('a field missing, wrong or unknown (every bad field listed), or the body is not a JSON object'),
+      401: unauthorizedDoc(),
       408: errorDoc('the request did not arrive in time'),
       413: errorDoc('the body is larger than 16 KiB'),
       415: errorDoc('Content-Type is not application/json'),

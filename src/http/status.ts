@@ -2,7 +2,7 @@ import type { ServerRoute } from '@hapi/hapi';
 import type { RequestView } from '../core/types.ts';
 import { UUID_RE } from '../core/validate.ts';
 import { requestAnswer } from './answers.ts';
-import { errorDoc } from './openapi.ts';
+import { errorDoc, unauthorizedDoc } from './openapi.ts';
 import { AUTH_STRATEGY, type Credentials } from './auth.ts';
 import { errorReply } from './reply.ts';
 
@@ -27,7 +27,8 @@ export function statusRoutes(reads: RequestLookup): ServerRoute[] {
             answers: {
               200: { description: 'the request', schema: requestAnswer, headers: { 'Cache-Control': { description: '`no-store`', required: true } } },
               400: errorDoc('request_id is not a UUID'),
-              404: errorDoc('no such request (status `not_found`)'),
+              401: unauthorizedDoc(),
+              404: errorDoc('no such request, or (with API keys) another client\'s (status `not_found`)'),
             },
           },
         },

@@ -130,10 +130,15 @@ describe('OpenAPI document', () => {
     // A server on the same routes whose accept path fails as a sick database or a bug would.
     const failing = (err: Error) =>
       createServer({ host: '127.0.0.1', port: 0, intake: { accept: async () => { throw err; } } as never, policy: compilePolicy(null), reads: {} as never, health: {} as never, log: pino({ level: 'silent' }) });
-    const inject = async (server: ReturnType<typeof createServer>): Promise<Answer> => {
-      const r = await server.inject({ method: 'POST', url: '/api/v1/charging-session', headers: json, payload: body() });
+    const inject = async (server: ReturnType<typeof createServer>, opts: { method?: string; url?: string } = {}): Promise<Answer> => {
+      const r = await server.inject({ method: opts.method ?? 'POST', url: opts.url ?? '/api/v1/charging-session', headers: json, payload: opts.method === 'GET' ? undefined : body() });
       return { status: r.statusCode, headers: r.headers as Answer['headers'], body: r.payload };
     };
+    // The same routes behind API keys (none matches) and a scrape token.
+    const locked = createServer({
+      host: '127.0.0.1', port: 0, intake: {} as never, policy: compilePolicy(null), reads: {} as never, health: {} as never,
+      log: pino({ level: 'silent' }), keyring: { required: () => true, verify: () => null }, metricsToken: 'scrape',
+    });
 
     const accepted = await post(body({ callback_url: rx.url('/cb') }));
     const id = (JSON.parse(accepted.body) as { request_id: string }).request_id;
@@ -154,6 +159,9 @@ describe('OpenAPI document', () => {
       'post /api/v1/charging-session 503': () => inject(failing(new ChargegateError('CG_ERR_QUEUE_FULL', 'the queue is full'))),
       'get /api/v1/charging-session/{request_id} 200': () => get(`/api/v1/charging-session/${id}`),
       'get /api/v1/charging-session/{request_id} 400': () => get('/api/v1/charging-session/nope'),
+      'post /api/v1/charging-session 401': () => inject(locked),
+      'get /api/v1/charging-session/{request_id} 401': () => inject(locked, { method: 'GET', url: `/api/v1/charging-session/${id}` }),
+      'get /metrics 401': () => inject(locked, { method: 'GET', url: '/metrics' }),
       'get /api/v1/charging-session/{request_id} 404': () => get('/api/v1/charging-session/00000000-0000-4000-8000-000000000000'),
       'get /health 200': () => get('/health'),
       'get /health/live 200': () => get('/health/live'),

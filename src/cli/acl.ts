@@ -36,6 +36,17 @@ export function checkStation(id: string): string {
   return id.toLowerCase();
 }
 
+/** `--since`: an ISO-8601 time, or an age back from now (30m, 24h, 7d). */
+export function checkSince(value: string, now: number): number {
+  const age = /^(\d+)([mhd])$/.exec(value.trim());
+  if (age) return now - Number(age[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd'];
+  const at = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at)) {
+    throw usageError(`invalid --since ${JSON.stringify(value)}: expected an ISO-8601 time (2026-11-30, 2026-11-30T08:00:00Z) or an age (30m, 24h, 7d)`);
+  }
+  return at;
+}
+
 export function checkExpiry(value: string, what = 'expiry'): string {
   const at = Date.parse(value);
   if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at)) throw usageError(`invalid ${what} ${JSON.stringify(value)}: use ISO-8601, e.g. 2027-01-31T23:59:59Z`);
@@ -66,7 +77,9 @@ export function aclRemove(db: Db, token: string): boolean {
 
 export interface AclListRow {
   token: string;
-  stations: string;
+  /** The stations the entry is scoped to; empty when it is valid at every station (all_stations). */
+  stations: string[];
+  all_stations: boolean;
   expires_at: string | null;
   blocked: boolean;
   note: string | null;
@@ -81,7 +94,8 @@ export function aclList(db: Db, full = false): AclListRow[] {
     .all() as Array<{ token: string; blocked: number; expires_at: string | null; note: string | null; stations: string | null }>;
   return rows.map((r) => ({
     token: full ? r.token : maskToken(r.token),
-    stations: r.stations ?? '*',
+    stations: r.stations === null ? [] : r.stations.split(';'),
+    all_stations: r.stations === null,
     expires_at: r.expires_at,
     blocked: r.blocked === 1,
     note: r.note,

@@ -11,7 +11,8 @@ import { collect, table, usageError } from './usage.ts';
 export interface CommandContext {
   out: (s: string) => void;
   err: (s: string) => void;
-  withDb: <T>(dbFlag: string | undefined, fn: (db: Db) => T) => T;
+  /** 'read' for commands that only read: a missing file is refused, the file opened read-only. */
+  withDb: <T>(dbFlag: string | undefined, fn: (db: Db) => T, access?: 'read' | 'write') => T;
   dbOption: () => Option;
 }
 
@@ -63,7 +64,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
-      const rows = withDb(o.db, (db) => groupList(db));
+      const rows = withDb(o.db, (db) => groupList(db), 'read');
       out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['name', 'tokens', 'stations', 'blocked', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
     });
 
@@ -74,7 +75,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--full', 'show full tokens', false)
     .addOption(dbOption())
     .action((o: { json: boolean; full: boolean; db?: string }) => {
-      const rows = withDb(o.db, (db) => aclEffective(db, o.full));
+      const rows = withDb(o.db, (db) => aclEffective(db, o.full), 'read');
       out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
     });
 
@@ -84,7 +85,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
-      const v = withDb(o.db, (db) => listVersion(db));
+      const v = withDb(o.db, (db) => listVersion(db), 'read');
       out(o.json ? `${JSON.stringify(v)}\n` : `acl: list version ${v.version}${v.update_type ? ` (${v.update_type} update at ${v.updated_at})` : ''}\n`);
     });
 
@@ -105,7 +106,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
       const limit = Number(o.limit);
       if (!/^\d+$/.test(o.limit) || limit < 1 || limit > 100_000) throw usageError(`invalid --limit ${JSON.stringify(o.limit)}: expected an integer from 1 to 100000`);
       const station = o.station === undefined ? undefined : checkStation(o.station);
-      const rows = withDb(o.db, (db) => unknownList(db, { limit, station }));
+      const rows = withDb(o.db, (db) => unknownList(db, { limit, station }), 'read');
       if (o.json) out(`${JSON.stringify(rows)}\n`);
       else out(`${table(rows.map((r) => ({ ...r, token_hash: r.token_hash.slice(0, 12) })) as never, ['token', 'token_hash', 'station_id', 'count', 'last_seen_at', 'last_decision'])}\n`);
     });

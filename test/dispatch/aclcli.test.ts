@@ -56,7 +56,7 @@ describe('acl groups and effective state (CLI)', () => {
   it('acl list keeps its shape; the human table of acl effective has a header', async (t) => {
     const db = join(tempDir(t), 'l.db');
     await cli(['acl', 'add', T1, '--valid-from', '2020-01-01', '--allow-offline', '--db', db]);
-    assert.deepEqual(await json(['acl', 'list', '--db', db]), [{ token: 'flee…0001', stations: '*', expires_at: null, blocked: false, note: null }]);
+    assert.deepEqual(await json(['acl', 'list', '--db', db]), [{ token: 'flee…0001', stations: [], all_stations: true, expires_at: null, blocked: false, note: null }]);
     assert.match((await cli(['acl', 'effective', '--db', db])).out, /^TOKEN\s+GROUP\s+STATE\s+STATIONS/);
   });
 });

@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES, dbPathFrom, loadConfig } from '../config.ts';
 import { ChargegateError, isChargegateError } from '../core/errors.ts';
 import { UUID_RE } from '../core/validate.ts';
-import { refuseNewerFile } from '../queue/dbfile.ts';
-import { openDb, openReadOnly, type Db } from '../queue/db.ts';
+import { preflight, refuseNewerFile } from '../queue/dbfile.ts';
+import { fsReason, openDb, openReadOnly, type Db } from '../queue/db.ts';
 import { refuseNewer, schemaVersion } from '../queue/migrate.ts';
 import { SCHEMA_VERSION } from '../queue/schema.ts';
 import { prepareForCommand } from '../queue/instance.ts';
@@ -46,11 +46,20 @@ type Access = 'read' | 'write';
 function openCliDb(io: CliIo, dbFlag: string | undefined, access: Access): Db {
   const path = dbPathOf(io, dbFlag);
   // Before runtimePaths(): the executable unpacks its cache next to the database.
-  if (access === 'read' && path !== ':memory:' && !existsSync(path)) {
-    throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `no database at ${path} (--db or DB_PATH names it); nothing was created`);
+  if (access === 'read' && path !== ':memory:') {
+    try {
+      statSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `no database at ${path} (--db or DB_PATH names it); nothing was created`);
+      }
+      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot read database ${path}: ${fsReason(err)}`);
+    }
   }
   const nativeBinding = runtimePaths().nativeBinding;
-  refuseNewerFile(path, nativeBinding);
+  // A write needs the file and its folder writable: say so rather than SQLite's "unable to open".
+  if (access === 'write') preflight(path, nativeBinding);
+  else refuseNewerFile(path, nativeBinding);
   if (access === 'read') {
     const db = openReadOnly(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding });
     let version: number;

@@ -104,7 +104,7 @@ export function methodNotAllowedRoutes(routes: readonly ServerRoute[]): ServerRo
       options: { payload: { parse: false, output: 'stream' } },
       handler: (request, h) =>
         h
-          .response(errorBody('CG_ERR_METHOD_NOT_ALLOWED', `${request.method.toUpperCase()} is not allowed on ${path}; allowed: ${allow}`))
+          .response(errorBody('CG_ERR_METHOD_NOT_ALLOWED', `${request.method.toUpperCase()} is not allowed on ${request.path}; allowed: ${allow}`))
           .code(405)
           .header('allow', allow),
     } satisfies ServerRoute;

@@ -59,6 +59,10 @@ export function cacheCandidates(
 }
 
 function ensureDir(c: Candidate): void {
+  // Only the cache itself is private: the database folder it may create on the way gets
+  // the usual mode, as when the service creates it (npm start), so other users' read-only
+  // commands (and admins' sqlite3) reach the database as they would otherwise.
+  makeDirs(dirname(c.dir));
   makeDirs(c.dir, 0o700);
   if (!c.shared) return;
   // Anyone can create folders in /tmp: only load code from one that is ours alone.

@@ -1,3 +1,5 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { createApp, type App } from '../app.ts';
@@ -28,6 +30,8 @@ export async function serve(config: Readonly<Config>): Promise<void> {
       () => exitAfterFlush(log, 1),
     );
   };
+  // Before anything is created: a HOST name that does not resolve is a setting to fix.
+  await checkHostResolves(config);
   // A start that fails must not leave a database behind that it created (a typo in DB_PATH
   // with the port taken would otherwise leave an empty file to be found later).
   const created = newFiles(config.dbPath);
@@ -80,6 +84,15 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   // PORT=0 picks a free port: the operator must learn which even when info lines are off.
   if (!log.isLevelEnabled('info') && config.logLevel !== 'silent') {
     process.stderr.write(`chargegate: listening on ${config.host}:${app.server.info.port} (db ${config.dbPath})\n`);
+  }
+}
+
+async function checkHostResolves(config: Readonly<Config>): Promise<void> {
+  if (isIP(config.host)) return;
+  try {
+    await lookup(config.host);
+  } catch (err) {
+    throw startError(err as NodeJS.ErrnoException, config);
   }
 }
 

@@ -150,6 +150,7 @@ describe('first day: commands', () => {
     const write = await cli(['stations', 'add', S1, '--db', db]);
     assert.equal(write.code, 1, 'a write is refused with a reason');
     assert.ok(oneLine(write.err), write.err);
+    assert.match(write.err, /read-only file system/);
   });
 
   it('requests show with a malformed id is a usage error saying it must be a UUID, as the API', async (t) => {

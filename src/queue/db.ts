@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { ChargegateError } from '../core/errors.ts';
-import { makeDirs } from '../core/fsutil.ts';
+import { fsReason, makeDirs } from '../core/fsutil.ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -45,18 +45,6 @@ export function openDb(path: string, opts: OpenOptions): Db {
   // acl_stations rows go with their token (ON DELETE CASCADE).
   db.pragma('foreign_keys = ON');
   return db;
-}
-
-/** An fs error in words, without the errno prefix and syscall dump. */
-export function fsReason(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied for this user';
-  if (code === 'EROFS') return 'read-only file system';
-  if (code === 'ENOTDIR') return 'a part of the path is a file, not a folder';
-  if (code === 'EISDIR') return 'it is a folder, not a file';
-  if (code === 'ENOENT') return 'no such file or folder';
-  if (code === 'ENOSPC') return 'no space left on the device';
-  return (err as Error).message;
 }
 
 /**

@@ -7,7 +7,7 @@ import * as sea from 'node:sea';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCli } from '../cli/main.ts';
 import { unpackSettings, type UnpackSettings } from '../config.ts';
-import { makeDirs } from '../core/fsutil.ts';
+import { fsReason, makeDirs } from '../core/fsutil.ts';
 import { setRuntimePaths, type RuntimePaths } from './paths.ts';
 
 // The single executable's entry (bundled by build.mjs). The binary carries the
@@ -117,7 +117,7 @@ export function unpackAll(candidates: readonly Candidate[], deps: UnpackDeps): R
       deps.load(paths.nativeBinding);
       return paths;
     } catch (err) {
-      failures.push(`${c.dir} (${c.from}): ${(err as Error).message}`);
+      failures.push(`${c.dir} (${c.from}): ${(err as NodeJS.ErrnoException).code ? fsReason(err) : (err as Error).message}`);
     }
   }
   throw new Error(

@@ -203,6 +203,7 @@ describe('wrong method on a known path', () => {
     for (const [method, url, allow] of [
       ['PUT', '/api/v1/charging-session', 'POST'],
       ['GET', '/api/v1/charging-session', 'POST'],
+      ['DELETE', '/api/v1/charging-session', 'POST'],
       ['DELETE', '/api/v1/charging-session/00000000-0000-4000-8000-000000000000', 'GET, HEAD'],
       ['POST', '/health', 'GET, HEAD'],
     ] as const) {

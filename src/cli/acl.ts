@@ -3,6 +3,7 @@ import { TOKEN_RE, UUID_RE } from '../core/validate.ts';
 import type { Db } from '../queue/db.ts';
 import { createAclStage } from './aclwrite.ts';
 import { usageError } from './usage.ts';
+import { scopeOf, type Scope } from './scope.ts';
 
 // ACL administration (SPEC §5). Every command is one transaction, so the running service
 // sees either all of a change or none of it.
@@ -75,11 +76,8 @@ export function aclRemove(db: Db, token: string): boolean {
   return db.prepare('DELETE FROM acl WHERE token = ?').run(token).changes > 0;
 }
 
-export interface AclListRow {
+export interface AclListRow extends Scope {
   token: string;
-  /** The stations the entry is scoped to; empty when it is valid at every station (all_stations). */
-  stations: string[];
-  all_stations: boolean;
   expires_at: string | null;
   blocked: boolean;
   note: string | null;
@@ -94,8 +92,7 @@ export function aclList(db: Db, full = false): AclListRow[] {
     .all() as Array<{ token: string; blocked: number; expires_at: string | null; note: string | null; stations: string | null }>;
   return rows.map((r) => ({
     token: full ? r.token : maskToken(r.token),
-    stations: r.stations === null ? [] : r.stations.split(';'),
-    all_stations: r.stations === null,
+    ...scopeOf(r.stations),
     expires_at: r.expires_at,
     blocked: r.blocked === 1,
     note: r.note,
@@ -127,11 +124,10 @@ export function checkListVersion(raw: string): number {
   return n;
 }
 
-export interface EffectiveRow {
+export interface EffectiveRow extends Scope {
   token: string;
   group: string | null;
   state: string;
-  stations: string;
   valid_from: string | null;
   expires_at: string | null;
   allow_offline: boolean;
@@ -140,12 +136,14 @@ export interface EffectiveRow {
 
 /** Each token's effective state now (the acl_effective view); tokens masked unless `full`. */
 export function aclEffective(db: Db, full = false): EffectiveRow[] {
-  const rows = db.prepare('SELECT * FROM acl_effective ORDER BY token').all() as Array<Omit<EffectiveRow, 'group' | 'allow_offline'> & { group_name: string | null; allow_offline: number }>;
+  const rows = db.prepare('SELECT * FROM acl_effective ORDER BY token').all() as Array<
+    Omit<EffectiveRow, 'group' | 'allow_offline' | 'stations' | 'all_stations'> & { group_name: string | null; allow_offline: number; stations: string }
+  >;
   return rows.map((r) => ({
     token: full ? r.token : maskToken(r.token),
     group: r.group_name,
     state: r.state,
-    stations: r.stations === '' ? '(none)' : r.stations,
+    ...scopeOf(r.stations),
     valid_from: r.valid_from,
     expires_at: r.expires_at,
     allow_offline: r.allow_offline === 1,

@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import type { Db } from '../queue/db.ts';
 import { aclEffective, checkExpiry, checkStation, listVersion } from './acl.ts';
 import { checkGroupName, groupAdd, groupList, groupRemove } from './groups.ts';
+import { scopeText } from './scope.ts';
 import { unknownClear, unknownList } from './unknown.ts';
 import { collect, table, usageError } from './usage.ts';
 
@@ -65,7 +66,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
       const rows = withDb(o.db, (db) => groupList(db), 'read');
-      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['name', 'tokens', 'stations', 'blocked', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
+      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows.map((r) => ({ ...r, stations: scopeText(r) })), ['name', 'tokens', 'stations', 'blocked', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
     });
 
   const effective = acl
@@ -76,7 +77,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .addOption(dbOption())
     .action((o: { json: boolean; full: boolean; db?: string }) => {
       const rows = withDb(o.db, (db) => aclEffective(db, o.full), 'read');
-      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
+      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows.map((r) => ({ ...r, stations: scopeText(r) })), ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
     });
 
   const version = acl

@@ -19,6 +19,7 @@ import { receivers } from './receivers.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
 import { checkBackupTarget } from './backup.ts';
+import { scopeText } from './scope.ts';
 import { collect, table, usageError } from './usage.ts';
 
 // The command line (SPEC §6). Exit codes: 0 done, 1 the operation failed, 2 bad usage.
@@ -187,7 +188,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .addOption(dbOption())
     .action((o: { json: boolean; full: boolean; db?: string }) => {
       const rows = withDb(io, o.db, (db) => aclList(db, o.full), 'read');
-      const human = rows.map((r) => ({ ...r, stations: r.all_stations ? '*' : r.stations.join(';') }));
+      const human = rows.map((r) => ({ ...r, stations: scopeText(r) }));
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(human, ['token', 'stations', 'expires_at', 'blocked', 'note'])}\n`);
     });
   acl

@@ -123,9 +123,15 @@ export function buildProgram(io: CliIo, version: string): Command {
       serveCmd.addOption(new Option(v.flag, `${v.doc} (env ${v.env}=true; default ${v.defText})`));
       serveCmd.addOption(new Option(`--no-${v.flag.slice(2)}`, `turn it off (env ${v.env}=false)`));
     } else {
-      serveCmd.addOption(new Option(`${v.flag} <value>`, `${v.doc} (env ${v.env}; default ${v.defText})`));
+      const arg = v.flag === '--db' || v.flag === '--cache-dir' ? 'path' : 'value';
+      serveCmd.addOption(new Option(`${v.flag} <${arg}>`, `${v.doc} (env ${v.env}; default ${v.defText})`));
     }
   }
+  serveCmd.addHelpText(
+    'after',
+    '\nA flag wins over its environment variable, which wins over the default. An invalid value stops the start\n' +
+      'with one line naming it (exit 2). SIGTERM or SIGINT stops gracefully (exit 0); see README "Durability".',
+  );
   // Extra words are a mistyped command (`chargegate stat`), not arguments of serve.
   serveCmd.allowExcessArguments(true);
   serveCmd.action(async (opts: Record<string, string | boolean | undefined>) => {

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES, dbPathFrom, loadConfig } from '../config.ts';
 import { ChargegateError, isChargegateError } from '../core/errors.ts';
@@ -207,6 +207,8 @@ export function buildProgram(io: CliIo, version: string): Command {
     .action(async (file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
       if (o.replace && o.differential) throw usageError('give --replace or --differential, not both');
       const listVersion = o.listVersion === undefined ? null : checkListVersion(o.listVersion);
+      // Before the database is opened (and, on first use, created) for a file that cannot be read.
+      checkReadable(file);
       const r = await withDbAsync(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion }));
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
@@ -288,6 +290,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .action((ids: string[], o: { failed: boolean; since?: string; json: boolean; db?: string }) => {
       if (o.failed === (ids.length > 0)) throw usageError('give request ids or --failed (not both)');
       if (o.since !== undefined && !o.failed) throw usageError('--since goes with --failed');
+      for (const id of ids) if (!UUID_RE.test(id)) throw usageError(`invalid request id ${JSON.stringify(id)}: must be a UUID`);
       const since = o.since === undefined ? null : checkSince(o.since, Date.now());
       const r = withDb(io, o.db, (db) => replay(db, o.failed ? { failedSince: since } : { ids }));
       if (o.json) io.out(`${JSON.stringify(r)}\n`);
@@ -347,6 +350,16 @@ export function buildProgram(io: CliIo, version: string): Command {
     cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   }
   return program;
+}
+
+/** A file an import reads: missing, a folder or unreadable is a usage error, in words. */
+function checkReadable(file: string): void {
+  try {
+    if (statSync(file).isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    throw usageError(`cannot read ${file}: ${fsReason(err)}`);
+  }
 }
 
 /** commander's own "unknown command 'x' (Did you mean y?)", as subcommands give it; exit 2. */

@@ -159,6 +159,9 @@ describe('first day: commands', () => {
     const r = await cli(['requests', 'show', 'not-a-uuid', '--db', db]);
     assert.equal(r.code, 2);
     assert.match(r.err, /invalid request id "not-a-uuid": must be a UUID/);
+    const replay = await cli(['replay', 'not-a-uuid', '--db', db]);
+    assert.equal(replay.code, 2);
+    assert.match(replay.err, /invalid request id "not-a-uuid": must be a UUID/);
     const none = await cli(['requests', 'show', '00000000-0000-4000-8000-000000000000', '--db', db]);
     assert.equal(none.code, 1);
     assert.match(none.err, /no request/);
@@ -176,6 +179,18 @@ describe('first day: commands', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.err, /invalid --since "yesterday": expected an ISO-8601 time .* or an age \(30m, 24h, 7d\)/);
     assert.doesNotMatch(bad.err, /expiry/);
+  });
+
+  it('acl import of a missing file or a folder says so in words', async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'i.db');
+    const missing = await cli(['acl', 'import', join(dir, 'nope.csv'), '--db', db]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /cannot read .*nope\.csv: no such file or folder/);
+    const folder = await cli(['acl', 'import', dir, '--db', db]);
+    assert.match(folder.err, /it is a folder, not a file/);
+    assert.doesNotMatch(missing.err + folder.err, /ENOENT|EISDIR/);
+    assert.ok(!existsSync(db), 'no database created for an import that cannot start');
   });
 
   it('backup refuses the database itself (also through a link) and an existing file unless --force', async (t) => {

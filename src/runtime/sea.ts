@@ -9,6 +9,7 @@ import { runCli } from '../cli/main.ts';
 import { unpackSettings, type UnpackSettings } from '../config.ts';
 import { fsReason, makeDirs } from '../core/fsutil.ts';
 import { setRuntimePaths, type RuntimePaths } from './paths.ts';
+import { processIo } from './stdio.ts';
 
 // The single executable's entry (bundled by build.mjs). The binary carries the
 // better-sqlite3 addon and the worker bundles as SEA assets; a thread or dlopen needs a
@@ -133,11 +134,7 @@ function main(): void {
   setRuntimePaths(() => unpackAll(cacheCandidates(unpackSettings(process.env, argv)), { manifest, read: (k) => sea.getRawAsset(k), load: fsRequire }));
 
   // From here on the same as bin/chargegate.ts.
-  const io = {
-    env: process.env,
-    out: (s: string) => void process.stdout.write(s),
-    err: (s: string) => void process.stderr.write(s),
-  };
+  const io = processIo(process.env);
   runCli(argv, io, pkg.version).then((code) => {
     process.exitCode = code;
   });

@@ -284,7 +284,10 @@ export function buildProgram(io: CliIo, version: string): Command {
     .command('replay [request_id...]')
     .description('re-deliver failed requests with their recorded decision (the ACL is not asked again)')
     .option('--failed', 'every failed request', false)
-    .option('--since <time>', 'with --failed: only those that failed at or after this time: ISO-8601 (2026-11-30T08:00:00Z) or an age (30m, 24h, 7d)')
+    .option(
+      '--since <time>',
+      'with --failed: only those that failed at or after this time: ISO-8601 (2026-11-30T08:00:00Z) or an age (30m, 24h, 7d)',
+    )
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((ids: string[], o: { failed: boolean; since?: string; json: boolean; db?: string }) => {
@@ -376,9 +379,8 @@ export async function runCli(argv: string[], io: CliIo, version: string): Promis
     // serve is the default command, so commander would hand it a mistyped command name
     // ("too many arguments for 'serve'"): a first word that names no command is refused here.
     const first = argv[0];
-    if (first !== undefined && !first.startsWith('-') && !program.commands.some((c) => c.name() === first || c.aliases().includes(first)) && first !== 'help') {
-      unknownCommand(program, first);
-    }
+    const known = (name: string) => name === 'help' || program.commands.some((c) => c.name() === name || c.aliases().includes(name));
+    if (first !== undefined && !first.startsWith('-') && !known(first)) unknownCommand(program, first);
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

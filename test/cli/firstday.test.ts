@@ -44,6 +44,16 @@ describe('first day: settings', () => {
     assert.deepEqual(readdirSync(dir), []);
   });
 
+  it('an address that is not this machine\'s is one line naming HOST, exit 2, and leaves no database', async (t) => {
+    const dir = tempDir(t);
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to a real interface.
+    const r = await cli(['serve', '--port', '0', '--db', join(dir, 'new', 'h.db')], { HOST: '192.0.2.1', LOG_LEVEL: 'silent' });
+    assert.equal(r.code, 2, r.err);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /invalid HOST="192\.0\.2\.1": not an address of this machine/);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
   it('a start that fails (port taken) leaves no new database behind; an existing one stays', async (t) => {
     const dir = tempDir(t);
     const taken = createServer().listen(0, '127.0.0.1');

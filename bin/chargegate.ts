@@ -1,12 +1,9 @@
 #!/usr/bin/env node
 import pkg from '../package.json' with { type: 'json' };
 import { runCli } from '../src/cli/main.ts';
+import { processIo } from '../src/runtime/stdio.ts';
 
-const io = {
-  env: process.env,
-  out: (s: string) => void process.stdout.write(s),
-  err: (s: string) => void process.stderr.write(s),
-};
+const io = processIo(process.env);
 
 // `serve` resolves once listening and the server keeps the process alive; one-shot
 // commands end when their work is done. Either way the exit code is set, not forced.

@@ -4,6 +4,20 @@ import { describe, it } from 'node:test';
 import { dbPathFrom, DEFAULT_DB_PATH, loadConfig, unpackSettings } from '../src/config.ts';
 
 describe('loadConfig', () => {
+  it('HOST is an IP address or a host name; anything else names HOST (or --host)', () => {
+    for (const ok of ['0.0.0.0', '127.0.0.1', '::', '::1', 'localhost', 'gw-1.site.example', 'gw.example.']) assert.equal(loadConfig({ HOST: ok }).host, ok);
+    for (const bad of ['999.0.0.1', '1.2.3', 'a b', '-gw', 'gw_1', 'http://gw', '[::1]']) {
+      assert.throws(() => loadConfig({ HOST: bad }), { message: new RegExp(`^invalid HOST=${JSON.stringify(bad).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: expected an IP address`) }, bad);
+    }
+    assert.throws(() => loadConfig({}, { HOST: 'a b' }), { message: /^invalid --host="a b"/ });
+  });
+
+  it('a boolean setting reads true/false from the environment and from its switch', () => {
+    assert.equal(loadConfig({ OFFLINE_ALLOW_UNKNOWN: 'yes' }).offlineAllowUnknown, true);
+    assert.equal(loadConfig({ OFFLINE_ALLOW_UNKNOWN: 'true' }, { OFFLINE_ALLOW_UNKNOWN: 'false' }).offlineAllowUnknown, false, 'the switch wins');
+    assert.throws(() => loadConfig({ OFFLINE_ALLOW_UNKNOWN: 'maybe' }), { message: /^invalid OFFLINE_ALLOW_UNKNOWN="maybe": expected true or false/ });
+  });
+
   it('has the SPEC defaults', () => {
     const c = loadConfig({});
     assert.equal(c.port, 8080);

@@ -3,6 +3,7 @@ import { TOKEN_RE, TOKEN_TYPES, UUID_RE } from '../core/validate.ts';
 import type { Db } from '../queue/db.ts';
 import { createAclStage } from './aclwrite.ts';
 import { usageError } from './usage.ts';
+import { scopeOf, type Scope } from './scope.ts';
 
 // ACL administration (SPEC §5). Every command is one transaction, so the running service
 // sees either all of a change or none of it.
@@ -44,6 +45,17 @@ export function checkTokenType(value: string): string {
   return v;
 }
 
+/** `--since`: an ISO-8601 time, or an age back from now (30m, 24h, 7d). */
+export function checkSince(value: string, now: number): number {
+  const age = /^(\d+)([mhd])$/.exec(value.trim());
+  if (age) return now - Number(age[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd'];
+  const at = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at)) {
+    throw usageError(`invalid --since ${JSON.stringify(value)}: expected an ISO-8601 time (2026-11-30, 2026-11-30T08:00:00Z) or an age (30m, 24h, 7d)`);
+  }
+  return at;
+}
+
 export function checkExpiry(value: string, what = 'expiry'): string {
   const at = Date.parse(value);
   if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(at)) throw usageError(`invalid ${what} ${JSON.stringify(value)}: use ISO-8601, e.g. 2027-01-31T23:59:59Z`);
@@ -72,9 +84,8 @@ export function aclRemove(db: Db, token: string): boolean {
   return db.prepare('DELETE FROM acl WHERE token = ?').run(token).changes > 0;
 }
 
-export interface AclListRow {
+export interface AclListRow extends Scope {
   token: string;
-  stations: string;
   expires_at: string | null;
   blocked: boolean;
   note: string | null;
@@ -89,7 +100,7 @@ export function aclList(db: Db, full = false): AclListRow[] {
     .all() as Array<{ token: string; blocked: number; expires_at: string | null; note: string | null; stations: string | null }>;
   return rows.map((r) => ({
     token: full ? r.token : maskToken(r.token),
-    stations: r.stations ?? '*',
+    ...scopeOf(r.stations),
     expires_at: r.expires_at,
     blocked: r.blocked === 1,
     note: r.note,
@@ -121,11 +132,10 @@ export function checkListVersion(raw: string): number {
   return n;
 }
 
-export interface EffectiveRow {
+export interface EffectiveRow extends Scope {
   token: string;
   group: string | null;
   state: string;
-  stations: string;
   valid_from: string | null;
   expires_at: string | null;
   allow_offline: boolean;
@@ -140,13 +150,15 @@ export interface EffectiveRow {
  */
 export function aclEffective(db: Db, full = false): EffectiveRow[] {
   const rows = db.prepare('SELECT e.*, a.token_type FROM acl_effective e JOIN acl a ON a.token = e.token ORDER BY e.token').all() as Array<
-    Omit<EffectiveRow, 'group' | 'allow_offline' | 'token_type'> & { group_name: string | null; allow_offline: number; token_type: string | null }
+    Omit<EffectiveRow, 'group' | 'allow_offline' | 'stations' | 'all_stations' | 'token_type'> & {
+      group_name: string | null; allow_offline: number; stations: string; token_type: string | null;
+    }
   >;
   return rows.map((r) => ({
     token: full ? r.token : maskToken(r.token),
     group: r.group_name,
     state: r.state,
-    stations: r.stations === '' ? '(none)' : r.stations,
+    ...scopeOf(r.stations),
     valid_from: r.valid_from,
     expires_at: r.expires_at,
     allow_offline: r.allow_offline === 1,

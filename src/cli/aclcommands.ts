@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import type { Db } from '../queue/db.ts';
 import { aclEffective, checkExpiry, checkStation, listVersion } from './acl.ts';
 import { checkGroupName, groupAdd, groupList, groupRemove } from './groups.ts';
+import { scopeText } from './scope.ts';
 import { unknownClear, unknownList } from './unknown.ts';
 import { collect, table, usageError } from './usage.ts';
 
@@ -11,7 +12,8 @@ import { collect, table, usageError } from './usage.ts';
 export interface CommandContext {
   out: (s: string) => void;
   err: (s: string) => void;
-  withDb: <T>(dbFlag: string | undefined, fn: (db: Db) => T) => T;
+  /** 'read' for commands that only read: a missing file is refused, the file opened read-only. */
+  withDb: <T>(dbFlag: string | undefined, fn: (db: Db) => T, access?: 'read' | 'write') => T;
   dbOption: () => Option;
 }
 
@@ -63,8 +65,8 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
-      const rows = withDb(o.db, (db) => groupList(db));
-      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['name', 'tokens', 'stations', 'blocked', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
+      const rows = withDb(o.db, (db) => groupList(db), 'read');
+      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows.map((r) => ({ ...r, stations: scopeText(r) })), ['name', 'tokens', 'stations', 'blocked', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
     });
 
   const effective = acl
@@ -74,8 +76,9 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--full', 'show full tokens', false)
     .addOption(dbOption())
     .action((o: { json: boolean; full: boolean; db?: string }) => {
-      const rows = withDb(o.db, (db) => aclEffective(db, o.full));
-      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'token_type', 'note'])}\n`);
+      const rows = withDb(o.db, (db) => aclEffective(db, o.full), 'read');
+      const cols = ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'token_type', 'note'];
+      out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows.map((r) => ({ ...r, stations: scopeText(r) })), cols)}\n`);
     });
 
   const version = acl
@@ -84,7 +87,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
-      const v = withDb(o.db, (db) => listVersion(db));
+      const v = withDb(o.db, (db) => listVersion(db), 'read');
       out(o.json ? `${JSON.stringify(v)}\n` : `acl: list version ${v.version}${v.update_type ? ` (${v.update_type} update at ${v.updated_at})` : ''}\n`);
     });
 
@@ -105,7 +108,7 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
       const limit = Number(o.limit);
       if (!/^\d+$/.test(o.limit) || limit < 1 || limit > 100_000) throw usageError(`invalid --limit ${JSON.stringify(o.limit)}: expected an integer from 1 to 100000`);
       const station = o.station === undefined ? undefined : checkStation(o.station);
-      const rows = withDb(o.db, (db) => unknownList(db, { limit, station }));
+      const rows = withDb(o.db, (db) => unknownList(db, { limit, station }), 'read');
       if (o.json) out(`${JSON.stringify(rows)}\n`);
       else out(`${table(rows.map((r) => ({ ...r, token_hash: r.token_hash.slice(0, 12) })) as never, ['token', 'token_hash', 'station_id', 'count', 'last_seen_at', 'last_decision'])}\n`);
     });

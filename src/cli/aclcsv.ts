@@ -3,6 +3,7 @@ import { parse } from 'csv-parse';
 import { checkExpiry, checkStation, checkToken, checkTokenType, type AclRecord } from './acl.ts';
 import { checkGroupName } from './groups.ts';
 import { usageError } from './usage.ts';
+import { fsReason } from '../core/fsutil.ts';
 
 // Reading an ACL CSV for `acl import`, streamed: each row is checked and handed on as it
 // is parsed (a 100k-row file is read in 64 KiB chunks), so neither the file's text nor its
@@ -51,7 +52,7 @@ export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void)
   try {
     handle = await open(file, 'r');
   } catch (err) {
-    throw usageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw usageError(`cannot read ${file}: ${fsReason(err)}`);
   }
   const parser = parse({
     columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()),
@@ -61,7 +62,7 @@ export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void)
   });
   const input = handle.createReadStream();
   input.on('error', (err: NodeJS.ErrnoException) => {
-    parser.destroy(usageError(`cannot read ${file}: ${err.code ?? err.message}`));
+    parser.destroy(usageError(`cannot read ${file}: ${fsReason(err)}`));
   });
   input.pipe(parser);
   let rows = 0;

@@ -1,4 +1,5 @@
 import type { Db } from '../queue/db.ts';
+import { scopeOf, type Scope } from './scope.ts';
 import { usageError } from './usage.ts';
 
 // ACL groups: a token belongs to at most one; a blocked, expired or not-yet-valid group
@@ -15,10 +16,9 @@ export interface GroupEntry {
   note: string | null;
 }
 
-export interface GroupRow {
+export interface GroupRow extends Scope {
   name: string;
   tokens: number;
-  stations: string;
   blocked: boolean;
   valid_from: string | null;
   expires_at: string | null;
@@ -71,11 +71,11 @@ export function groupList(db: Db): GroupRow[] {
         (SELECT COUNT(*) FROM acl a WHERE a.group_name = g.name) AS tokens,
         (SELECT group_concat(station_id, ';') FROM (SELECT station_id FROM acl_group_stations s WHERE s.group_name = g.name ORDER BY station_id)) AS stations
       FROM acl_groups g ORDER BY g.name`)
-    .all() as Array<Omit<GroupRow, 'blocked' | 'allow_offline' | 'stations'> & { blocked: number; allow_offline: number; stations: string | null }>;
+    .all() as Array<Omit<GroupRow, 'blocked' | 'allow_offline' | 'stations' | 'all_stations'> & { blocked: number; allow_offline: number; stations: string | null }>;
   return rows.map((r) => ({
     name: r.name,
     tokens: r.tokens,
-    stations: r.stations ?? '*',
+    ...scopeOf(r.stations),
     blocked: r.blocked === 1,
     valid_from: r.valid_from,
     expires_at: r.expires_at,

@@ -1,13 +1,18 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES, dbPathFrom, loadConfig } from '../config.ts';
-import { isChargegateError } from '../core/errors.ts';
-import { refuseNewerFile } from '../queue/dbfile.ts';
-import { openDb, type Db } from '../queue/db.ts';
+import { ChargegateError, isChargegateError } from '../core/errors.ts';
+import { fsReason } from '../core/fsutil.ts';
+import { UUID_RE } from '../core/validate.ts';
+import { preflight, refuseNewerFile } from '../queue/dbfile.ts';
+import { openDb, openReadOnly, type Db } from '../queue/db.ts';
+import { refuseNewer, schemaVersion } from '../queue/migrate.ts';
+import { SCHEMA_VERSION } from '../queue/schema.ts';
 import { prepareForCommand } from '../queue/instance.ts';
 import { runtimePaths } from '../runtime/paths.ts';
 import { serve } from '../runtime/serve.ts';
 import { apiDocument } from '../http/server.ts';
-import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
+import { aclAdd, aclList, aclRemove, checkExpiry, checkSince, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
 import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
 import { aclImport } from './aclimport.ts';
@@ -16,6 +21,8 @@ import { checkClientName, keysAdd, keysList, keysRevoke } from '../queue/keys.ts
 import { receivers } from './receivers.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
+import { checkBackupTarget } from './backup.ts';
+import { scopeText } from './scope.ts';
 import { collect, table, usageError } from './usage.ts';
 
 // The command line (SPEC §6). Exit codes: 0 done, 1 the operation failed, 2 bad usage.
@@ -32,14 +39,46 @@ function dbPathOf(io: CliIo, dbFlag: string | undefined): string {
   return dbPathFrom(io.env, dbFlag);
 }
 
+/** 'read': the command only reads (list, show, stats, backup's source); 'write': it may create the file. */
+type Access = 'read' | 'write';
+
 /**
  * Opens the file readied as serve would: a newer schema refused untouched, an older one
- * migrated only while no service holds the file (src/queue/instance.ts).
+ * migrated only while no service holds the file (src/queue/instance.ts). A command that only
+ * reads refuses a missing file (a typo in --db must not read as "the queue is empty") and
+ * opens read-only, so it works on a read-only mount and creates nothing.
  */
-function openCliDb(io: CliIo, dbFlag: string | undefined): Db {
+function openCliDb(io: CliIo, dbFlag: string | undefined, access: Access): Db {
   const path = dbPathOf(io, dbFlag);
+  // Before runtimePaths(): the executable unpacks its cache next to the database.
+  if (access === 'read' && path !== ':memory:') {
+    try {
+      statSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `no database at ${path} (--db or DB_PATH names it); nothing was created`);
+      }
+      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot read database ${path}: ${fsReason(err)}`);
+    }
+  }
   const nativeBinding = runtimePaths().nativeBinding;
-  refuseNewerFile(path, nativeBinding);
+  // A write needs the file and its folder writable: say so rather than SQLite's "unable to open".
+  if (access === 'write') preflight(path, nativeBinding);
+  else refuseNewerFile(path, nativeBinding);
+  if (access === 'read') {
+    const db = openReadOnly(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding });
+    let version: number;
+    try {
+      version = schemaVersion(db);
+      refuseNewer(version);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    if (version === SCHEMA_VERSION) return db;
+    // An older file is migrated first, as for any command (that needs write access).
+    db.close();
+  }
   const db = openDb(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding, createDir: true });
   try {
     prepareForCommand(db, path, { nativeBinding });
@@ -50,8 +89,8 @@ function openCliDb(io: CliIo, dbFlag: string | undefined): Db {
   return db;
 }
 
-function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T): T {
-  const db = openCliDb(io, dbFlag);
+function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T, access: Access = 'write'): T {
+  const db = openCliDb(io, dbFlag, access);
   try {
     return fn(db);
   } finally {
@@ -60,15 +99,14 @@ function withDb<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => T): T 
 }
 
 /** withDb for a command that awaits while it holds the database (acl import streams its file). */
-async function withDbAsync<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
-  const db = openCliDb(io, dbFlag);
+async function withDbAsync<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db) => Promise<T>, access: Access = 'write'): Promise<T> {
+  const db = openCliDb(io, dbFlag, access);
   try {
     return await fn(db);
   } finally {
     db.close();
   }
 }
-
 
 export function buildProgram(io: CliIo, version: string): Command {
   const program = new Command('chargegate')
@@ -82,13 +120,30 @@ export function buildProgram(io: CliIo, version: string): Command {
     .command('serve', { isDefault: true })
     .description('run the service (the default command)');
   for (const v of CONFIG_VARIABLES) {
-    serveCmd.addOption(new Option(`${v.flag} <value>`, `overrides ${v.env}`).default(undefined));
+    if (v.boolean) {
+      // A yes/no setting is a switch here (a value after it would read as a command); the
+      // environment variable keeps true/false.
+      serveCmd.addOption(new Option(v.flag, `${v.doc} (env ${v.env}=true; default ${v.defText})`));
+      serveCmd.addOption(new Option(`--no-${v.flag.slice(2)}`, `turn it off (env ${v.env}=false)`));
+    } else {
+      const arg = v.flag === '--db' || v.flag === '--cache-dir' ? 'path' : 'value';
+      serveCmd.addOption(new Option(`${v.flag} <${arg}>`, `${v.doc} (env ${v.env}; default ${v.defText})`));
+    }
   }
-  serveCmd.action(async (opts: Record<string, string | undefined>) => {
+  serveCmd.addHelpText(
+    'after',
+    '\nA flag wins over its environment variable, which wins over the default. An invalid value stops the start\n' +
+      'with one line naming it (exit 2). SIGTERM or SIGINT stops gracefully (exit 0); see README "Durability".',
+  );
+  // Extra words are a mistyped command (`chargegate stat`), not arguments of serve.
+  serveCmd.allowExcessArguments(true);
+  serveCmd.action(async (opts: Record<string, string | boolean | undefined>) => {
+    if (serveCmd.args.length > 0) unknownCommand(program, serveCmd.args[0]!);
     const flags: Record<string, string | undefined> = {};
     for (const v of CONFIG_VARIABLES) {
       const key = v.flag.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
-      if (opts[key] !== undefined) flags[v.env] = opts[key];
+      const given = opts[key];
+      if (given !== undefined) flags[v.env] = String(given);
     }
     await serve(loadConfig(io.env, flags), version);
   });
@@ -146,8 +201,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--full', 'show full tokens', false)
     .addOption(dbOption())
     .action((o: { json: boolean; full: boolean; db?: string }) => {
-      const rows = withDb(io, o.db, (db) => aclList(db, o.full));
-      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['token', 'stations', 'expires_at', 'blocked', 'note'])}\n`);
+      const rows = withDb(io, o.db, (db) => aclList(db, o.full), 'read');
+      const human = rows.map((r) => ({ ...r, stations: scopeText(r) }));
+      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(human, ['token', 'stations', 'expires_at', 'blocked', 'note'])}\n`);
     });
   acl
     .command('import <file>')
@@ -159,10 +215,12 @@ export function buildProgram(io: CliIo, version: string): Command {
     .action(async (file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
       if (o.replace && o.differential) throw usageError('give --replace or --differential, not both');
       const listVersion = o.listVersion === undefined ? null : checkListVersion(o.listVersion);
+      // Before the database is opened (and, on first use, created) for a file that cannot be read.
+      checkReadable(file);
       const r = await withDbAsync(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion }));
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
-  const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn) => withDb(io, dbFlag, fn), dbOption });
+  const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn, access) => withDb(io, dbFlag, fn, access), dbOption });
 
   const stations = program.command('stations').description("manage the site's registered stations");
   stations
@@ -195,7 +253,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
-      const rows = withDb(io, o.db, (db) => stationList(db));
+      const rows = withDb(io, o.db, (db) => stationList(db), 'read');
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['station_id', 'name', 'created_at'])}\n`);
     });
 
@@ -210,7 +268,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .action((o: { state?: string; limit: string; json: boolean; db?: string }) => {
       const limit = Number(o.limit);
       if (!/^\d+$/.test(o.limit) || limit < 1 || limit > 100_000) throw usageError(`invalid --limit ${JSON.stringify(o.limit)}: expected an integer from 1 to 100000`);
-      const rows = withDb(io, o.db, (db) => requestsList(db, { state: o.state, limit }));
+      const rows = withDb(io, o.db, (db) => requestsList(db, { state: o.state, limit }), 'read');
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['request_id', 'state', 'decision', 'attempts', 'driver_token', 'created_at', 'last_error'])}\n`);
     });
   requests
@@ -219,7 +277,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((id: string, o: { json: boolean; db?: string }) => {
-      const view = withDb(io, o.db, (db) => requestShow(db, id));
+      // As the API's 400: a malformed id is a usage error, not "no such request".
+      if (!UUID_RE.test(id)) throw usageError(`invalid request id ${JSON.stringify(id)}: must be a UUID`);
+      const view = withDb(io, o.db, (db) => requestShow(db, id), 'read');
       if (!view) {
         io.err(`requests: no request ${id}\n`);
         process.exitCode = 1;
@@ -232,13 +292,17 @@ export function buildProgram(io: CliIo, version: string): Command {
     .command('replay [request_id...]')
     .description('re-deliver failed requests with their recorded decision (the ACL is not asked again)')
     .option('--failed', 'every failed request', false)
-    .option('--since <iso>', 'with --failed: only those that failed at or after this time')
+    .option(
+      '--since <time>',
+      'with --failed: only those that failed at or after this time: ISO-8601 (2026-11-30T08:00:00Z) or an age (30m, 24h, 7d)',
+    )
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((ids: string[], o: { failed: boolean; since?: string; json: boolean; db?: string }) => {
       if (o.failed === (ids.length > 0)) throw usageError('give request ids or --failed (not both)');
       if (o.since !== undefined && !o.failed) throw usageError('--since goes with --failed');
-      const since = o.since === undefined ? null : Date.parse(checkExpiry(o.since));
+      for (const id of ids) if (!UUID_RE.test(id)) throw usageError(`invalid request id ${JSON.stringify(id)}: must be a UUID`);
+      const since = o.since === undefined ? null : checkSince(o.since, Date.now());
       const r = withDb(io, o.db, (db) => replay(db, o.failed ? { failedSince: since } : { ids }));
       if (o.json) io.out(`${JSON.stringify(r)}\n`);
       else {
@@ -251,10 +315,12 @@ export function buildProgram(io: CliIo, version: string): Command {
   program
     .command('backup <file>')
     .description('online backup of the database to <file> (safe while the service runs)')
+    .option('--force', 'replace <file> if it exists', false)
     .addOption(dbOption())
-    .action(async (file: string, o: { db?: string }) => {
+    .action(async (file: string, o: { force: boolean; db?: string }) => {
       const path = dbPathOf(io, o.db);
-      const db = openDb(path, { busyTimeoutMs: CLI_BUSY_TIMEOUT_MS, nativeBinding: runtimePaths().nativeBinding });
+      checkBackupTarget(path, file, o.force);
+      const db = openCliDb(io, o.db, 'read');
       try {
         // SQLite's online backup API copies a consistent snapshot page by page while
         // writers go on; the copy is a plain database file (no WAL needed to read it).
@@ -271,7 +337,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
-      const s = withDb(io, o.db, (db) => stats(db));
+      const s = withDb(io, o.db, (db) => stats(db), 'read');
       io.out(o.json ? `${JSON.stringify(s)}\n` : `${formatStats(s)}\n`);
     });
 
@@ -320,7 +386,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .action((o: { all: boolean; json: boolean; db?: string }) => {
-      const rows = withDb(io, o.db, (db) => receivers(db, { all: o.all }));
+      const rows = withDb(io, o.db, (db) => receivers(db, { all: o.all }), 'read');
       if (o.json) io.out(`${JSON.stringify(rows)}\n`);
       else if (rows.length === 0) io.out('receivers: none in flight, queued or failing (--all lists every known one)\n');
       else {
@@ -342,10 +408,32 @@ export function buildProgram(io: CliIo, version: string): Command {
   return program;
 }
 
+/** A file an import reads: missing, a folder or unreadable is a usage error, in words. */
+function checkReadable(file: string): void {
+  try {
+    if (statSync(file).isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    throw usageError(`cannot read ${file}: ${fsReason(err)}`);
+  }
+}
+
+/** commander's own "unknown command 'x' (Did you mean y?)", as subcommands give it; exit 2. */
+function unknownCommand(program: Command, name: string): never {
+  program.args = [name];
+  (program as unknown as { unknownCommand(): never }).unknownCommand();
+  throw new Error('unreachable');
+}
+
 /** Runs the CLI; resolves to the process exit code. */
 export async function runCli(argv: string[], io: CliIo, version: string): Promise<number> {
   const program = buildProgram(io, version);
   try {
+    // serve is the default command, so commander would hand it a mistyped command name
+    // ("too many arguments for 'serve'"): a first word that names no command is refused here.
+    const first = argv[0];
+    const known = (name: string) => name === 'help' || program.commands.some((c) => c.name() === name || c.aliases().includes(name));
+    if (first !== undefined && !first.startsWith('-') && !known(first)) unknownCommand(program, first);
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

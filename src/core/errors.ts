@@ -8,6 +8,7 @@ export const ERRORS = {
   CG_ERR_IDEMPOTENCY_MISMATCH: { status: 422, apiStatus: 'invalid', retryable: false },
   CG_ERR_NOT_FOUND: { status: 404, apiStatus: 'not_found', retryable: false },
   CG_ERR_UNAUTHORIZED: { status: 401, apiStatus: 'unauthorized', retryable: false },
+  CG_ERR_METHOD_NOT_ALLOWED: { status: 405, apiStatus: 'invalid', retryable: false },
   CG_ERR_QUEUE_FULL: { status: 503, apiStatus: 'rejected', retryable: true },
   CG_ERR_DB_UNAVAILABLE: { status: 503, apiStatus: 'rejected', retryable: true },
   CG_ERR_SHUTTING_DOWN: { status: 503, apiStatus: 'rejected', retryable: true },

@@ -26,6 +26,7 @@ export function codeForStatus(status: number): ErrorCode {
   if (status === 415) return 'CG_ERR_UNSUPPORTED_MEDIA';
   if (status === 404) return 'CG_ERR_NOT_FOUND';
   if (status === 401) return 'CG_ERR_UNAUTHORIZED';
+  if (status === 405) return 'CG_ERR_METHOD_NOT_ALLOWED';
   if (status === 503) return 'CG_ERR_DB_UNAVAILABLE';
   if (status >= 400 && status < 500) return 'CG_ERR_INVALID_REQUEST';
   return 'CG_ERR_INTERNAL';

@@ -1,7 +1,7 @@
 import { createServer as createListener } from 'node:http';
 import { createServer as createTlsListener } from 'node:https';
 import type { Socket } from 'node:net';
-import Hapi from '@hapi/hapi';
+import Hapi, { type ServerRoute } from '@hapi/hapi';
 import type { Logger } from 'pino';
 import { compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../queue/intake.ts';
@@ -93,6 +93,36 @@ function clientErrorResponse(err: NodeJS.ErrnoException, limits: HttpLimits): Bu
   return Buffer.from(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+}
+
+/**
+ * A known path asked with a method it does not serve is 405 with Allow (RFC 9110 §15.5.6),
+ * not 404: a client that PUTs or GETs the POST path learns what to send instead. Hapi
+ * matches a '*' route only when no route has the request's own method.
+ */
+export function methodNotAllowedRoutes(routes: readonly ServerRoute[]): ServerRoute[] {
+  const byPath = new Map<string, Set<string>>();
+  for (const r of routes) {
+    const methods = byPath.get(r.path) ?? new Set<string>();
+    for (const m of [r.method].flat()) {
+      methods.add(m.toUpperCase());
+      if (m.toUpperCase() === 'GET') methods.add('HEAD'); // Hapi answers HEAD from the GET route
+    }
+    byPath.set(r.path, methods);
+  }
+  return [...byPath].map(([path, methods]) => {
+    const allow = [...methods].sort().join(', ');
+    return {
+      method: '*',
+      path,
+      options: { payload: { parse: false, output: 'stream' } },
+      handler: (request, h) =>
+        h
+          .response(errorBody('CG_ERR_METHOD_NOT_ALLOWED', `${request.method.toUpperCase()} is not allowed on ${request.path}; allowed: ${allow}`))
+          .code(405)
+          .header('allow', allow),
+    } satisfies ServerRoute;
+  });
 }
 
 /** What Node keeps on a socket while it answers a request on it. */
@@ -191,12 +221,14 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     setTimeout(() => socket.destroy(), 2000).unref();
   });
   registerAuth(server, deps.keyring ?? { required: () => false, verify: () => null });
-  server.route([
+  const routes = [
     ...sessionRoutes(deps.intake, deps.policy),
     ...statusRoutes(deps.reads),
     ...healthRoutes(deps.health, { metricsToken: deps.metricsToken ?? null }),
     openApiRoute(deps.version ?? '0.0.0'),
-  ]);
+  ];
+  server.route(routes);
+  server.route(methodNotAllowedRoutes(routes));
 
   // A body announced larger than the route takes is refused before any of it is read and
   // before a 100 Continue invites it (Hapi would read it to the end first, then answer).

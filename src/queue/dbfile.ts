@@ -49,6 +49,9 @@ export function preflight(path: string, nativeBinding?: string): void {
  */
 export function refuseNewerFile(path: string, nativeBinding?: string): void {
   if (path === ':memory:' || !existsSync(path)) return;
+  if (statSync(path).isDirectory()) {
+    throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot open database ${path}: it is a folder, not a file (DB_PATH or --db names the database file)`);
+  }
   const head = Buffer.alloc(100);
   const fd = openSync(path, 'r');
   let n: number;

@@ -409,6 +409,21 @@ SELECT id, station_id, token_mask, token_type, client, state, decision_status, d
 FROM charging_requests;
 `,
   },
+  {
+    version: 11,
+    name: 'readable views of service_instance and idempotency_keys',
+    // Self-contained (only adds views): it may be renumbered when merged beside another migration.
+    sql: `
+-- Every integer-ms timestamp has a view with ISO-8601 text (README "The database").
+CREATE VIEW service_instance_readable AS
+SELECT pid, host, ${iso('started_at')} AS started_at
+FROM service_instance;
+
+CREATE VIEW idempotency_keys_readable AS
+SELECT key, body_hash, request_id, ${iso('created_at')} AS created_at
+FROM idempotency_keys;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -7,8 +7,9 @@ import * as sea from 'node:sea';
 import pkg from '../../package.json' with { type: 'json' };
 import { runCli } from '../cli/main.ts';
 import { unpackSettings, type UnpackSettings } from '../config.ts';
-import { makeDirs } from '../core/fsutil.ts';
+import { fsReason, makeDirs } from '../core/fsutil.ts';
 import { setRuntimePaths, type RuntimePaths } from './paths.ts';
+import { processIo } from './stdio.ts';
 
 // The single executable's entry (bundled by build.mjs). The binary carries the
 // better-sqlite3 addon and the worker bundles as SEA assets; a thread or dlopen needs a
@@ -59,6 +60,10 @@ export function cacheCandidates(
 }
 
 function ensureDir(c: Candidate): void {
+  // Only the cache itself is private: the database folder it may create on the way gets
+  // the usual mode, as when the service creates it (npm start), so other users' read-only
+  // commands (and admins' sqlite3) reach the database as they would otherwise.
+  makeDirs(dirname(c.dir));
   makeDirs(c.dir, 0o700);
   if (!c.shared) return;
   // Anyone can create folders in /tmp: only load code from one that is ours alone.
@@ -113,7 +118,7 @@ export function unpackAll(candidates: readonly Candidate[], deps: UnpackDeps): R
       deps.load(paths.nativeBinding);
       return paths;
     } catch (err) {
-      failures.push(`${c.dir} (${c.from}): ${(err as Error).message}`);
+      failures.push(`${c.dir} (${c.from}): ${(err as NodeJS.ErrnoException).code ? fsReason(err) : (err as Error).message}`);
     }
   }
   throw new Error(
@@ -129,11 +134,7 @@ function main(): void {
   setRuntimePaths(() => unpackAll(cacheCandidates(unpackSettings(process.env, argv)), { manifest, read: (k) => sea.getRawAsset(k), load: fsRequire }));
 
   // From here on the same as bin/chargegate.ts.
-  const io = {
-    env: process.env,
-    out: (s: string) => void process.stdout.write(s),
-    err: (s: string) => void process.stderr.write(s),
-  };
+  const io = processIo(process.env);
   runCli(argv, io, pkg.version).then((code) => {
     process.exitCode = code;
   });

@@ -1,6 +1,11 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { createApp } from '../app.ts';
+import { createApp, type App } from '../app.ts';
+import { ChargegateError } from '../core/errors.ts';
+import { newFiles } from './created.ts';
+import { signalAction } from './signals.ts';
 import { createLogger } from '../observe/log.ts';
 
 /** Writes out buffered log lines, then exits (pino's destination is asynchronous). */
@@ -11,8 +16,8 @@ function exitAfterFlush(log: Logger, code: number): void {
 }
 
 /**
- * Runs the service until SIGTERM/SIGINT, then stops gracefully and exits 0. A second
- * signal while stopping exits at once (leases make that safe, only slower to resume).
+ * Runs the service until SIGTERM/SIGINT, then stops gracefully and exits 0. A signal
+ * repeated later during the stop exits at once (src/runtime/signals.ts).
  */
 export async function serve(config: Readonly<Config>, version?: string): Promise<void> {
   const log = createLogger(config.logLevel);
@@ -25,15 +30,31 @@ export async function serve(config: Readonly<Config>, version?: string): Promise
       () => exitAfterFlush(log, 1),
     );
   };
-  const app = await createApp({ config, log, onFatal: onUnsafe, ...(version ? { version } : {}) });
-  let signals = 0;
+  // Before anything is created: a HOST name that does not resolve is a setting to fix.
+  await checkHostResolves(config);
+  // A start that fails must not leave a database behind that it created (a typo in DB_PATH
+  // with the port taken would otherwise leave an empty file to be found later).
+  const created = newFiles(config.dbPath);
+  let app: App;
+  try {
+    app = await createApp({ config, log, onFatal: onUnsafe, ...(version ? { version } : {}) });
+  } catch (err) {
+    created.remove();
+    throw err;
+  }
+  let firstSignalAt: number | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
+    const action = signalAction(firstSignalAt, Date.now());
+    if (action === 'ignore') {
+      log.info({ signal }, 'stop already under way (a copy of the same stop request)');
+      return;
+    }
+    if (action === 'exit_now') {
+      log.warn({ signal }, 'stop signal repeated: exiting now without finishing the graceful stop');
       exitAfterFlush(log, 1);
       return;
     }
+    firstSignalAt = Date.now();
     log.info({ signal }, 'shutting down');
     app.stop().then(
       () => exitAfterFlush(log, 0),
@@ -58,9 +79,34 @@ export async function serve(config: Readonly<Config>, version?: string): Promise
   try {
     await app.start();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is already in use` : e.code === 'EACCES' ? `no permission to listen on port ${config.port}` : e.message;
     await app.stop().catch(() => undefined);
-    throw new Error(`cannot start: ${why}`);
+    created.remove();
+    throw startError(err as NodeJS.ErrnoException, config);
   }
+  // PORT=0 picks a free port: the operator must learn which even when info lines are off.
+  if (!log.isLevelEnabled('info') && config.logLevel !== 'silent') {
+    process.stderr.write(`chargegate: listening on ${config.host}:${app.server.info.port} (db ${config.dbPath})\n`);
+  }
+}
+
+async function checkHostResolves(config: Readonly<Config>): Promise<void> {
+  if (isIP(config.host)) return;
+  try {
+    await lookup(config.host);
+  } catch (err) {
+    throw startError(err as NodeJS.ErrnoException, config);
+  }
+}
+
+/** Why the listener did not open, as one line naming the setting. */
+function startError(e: NodeJS.ErrnoException, config: Readonly<Config>): Error {
+  if (e.code === 'EADDRINUSE') return new Error(`cannot start: port ${config.port} on ${config.host} is already in use (PORT / --port)`);
+  if (e.code === 'EACCES') return new Error(`cannot start: no permission to listen on port ${config.port} (PORT / --port; ports below 1024 need privileges)`);
+  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
+    return new ChargegateError('CG_ERR_CONFIG', `invalid HOST=${JSON.stringify(config.host)}: the name does not resolve (HOST / --host)`);
+  }
+  if (e.code === 'EADDRNOTAVAIL') {
+    return new ChargegateError('CG_ERR_CONFIG', `invalid HOST=${JSON.stringify(config.host)}: not an address of this machine (HOST / --host)`);
+  }
+  return new Error(`cannot start: ${e.message}`);
 }

@@ -17,11 +17,12 @@ describe('cli', () => {
     assert.equal((await cli(['acl', 'add', T2, '--blocked'], { DB_PATH: db })).code, 0);
     const list = await cli(['acl', 'list', '--json', '--db', db]);
     assert.deepEqual(JSON.parse(list.out), [
-      { token: 'ABCD…oken', stations: S1.toLowerCase(), expires_at: '2030-01-01T00:00:00.000Z', blocked: false, note: 'fleet 7' },
-      { token: 'seco…6789', stations: '*', expires_at: null, blocked: true, note: null },
+      { token: 'ABCD…oken', stations: [S1.toLowerCase()], all_stations: false, expires_at: '2030-01-01T00:00:00.000Z', blocked: false, note: 'fleet 7' },
+      { token: 'seco…6789', stations: [], all_stations: true, expires_at: null, blocked: true, note: null },
     ]);
     const human = await cli(['acl', 'list', '--db', db]);
     assert.match(human.out, /^TOKEN\s+STATIONS\s+EXPIRES_AT\s+BLOCKED\s+NOTE/);
+    assert.match(human.out, /seco…6789\s+\*\s/, 'the table still shows * for every station');
     assert.ok(!human.out.includes(T1));
     assert.ok((await cli(['acl', 'list', '--full', '--db', db])).out.includes(T1));
     assert.equal((await cli(['acl', 'remove', T2, '--db', db])).code, 0);
@@ -44,7 +45,7 @@ describe('cli', () => {
     assert.equal(JSON.parse((await cli(['acl', 'list', '--json', '--db', db])).out).length, 1, 'nothing imported from a bad file');
     assert.equal((await cli(['acl', 'import', good, '--replace', '--db', db])).out, 'acl: imported 1, removed 1\n');
     const rows = JSON.parse((await cli(['acl', 'list', '--json', '--full', '--db', db])).out);
-    assert.deepEqual(rows.map((x: { token: string; stations: string; note: string }) => [x.token, x.stations.split(';').length, x.note]), [[T1, 2, 'a, b']]);
+    assert.deepEqual(rows.map((x: { token: string; stations: string[]; note: string }) => [x.token, x.stations.length, x.note]), [[T1, 2, 'a, b']]);
   });
 
   it('stations add/list/remove', async (t) => {

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { originOf } from '../../src/core/origin.ts';
 import { openDb } from '../../src/queue/db.ts';
 import { tryLock } from '../../src/queue/lock.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/queue/schema.ts';
@@ -29,8 +30,8 @@ const versionOf = (path: string) => {
 /** A file as the previous chargegate release left it: every migration but the last. */
 function olderFile(path: string): void {
   const db = openDb(path, { busyTimeoutMs: 1000 });
-  // Migration 8 fills a column with the service's URL parser, registered by migrate().
-  db.function('cg_origin', { deterministic: true }, (url: unknown) => new URL(String(url)).origin);
+  // As migrate() does: migration 8 fills the origin column with the service's parser.
+  db.function('cg_origin', { deterministic: true }, (url: unknown) => originOf(String(url)));
   db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT');
   for (const m of MIGRATIONS.slice(0, -1)) {
     db.exec(m.sql);

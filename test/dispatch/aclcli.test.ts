@@ -31,16 +31,16 @@ describe('acl groups and effective state (CLI)', () => {
     assert.equal((await cli(['acl', 'add', T3, '--group', 'bad name', '--db', db])).code, 2);
 
     assert.deepEqual(await json(['acl', 'effective', '--full', '--db', db]), [
-      { token: T1, group: 'fleet', state: 'active', stations: S2, valid_from: '2020-01-01T00:00:00.000Z', expires_at: null, allow_offline: false, note: null, token_type: '*' },
-      { token: T2, group: 'fleet', state: 'active', stations: `${S1};${S2}`, valid_from: null, expires_at: null, allow_offline: true, note: null, token_type: '*' },
+      { token: T1, group: 'fleet', state: 'active', stations: [S2], all_stations: false, valid_from: '2020-01-01T00:00:00.000Z', expires_at: null, allow_offline: false, note: null, token_type: '*' },
+      { token: T2, group: 'fleet', state: 'active', stations: [S1, S2], all_stations: false, valid_from: null, expires_at: null, allow_offline: true, note: null, token_type: '*' },
     ]);
     assert.deepEqual(await json(['acl', 'group', 'list', '--db', db]), [
-      { name: 'fleet', tokens: 2, stations: `${S1};${S2}`, blocked: false, valid_from: null, expires_at: null, allow_offline: false, note: 'depot' },
+      { name: 'fleet', tokens: 2, stations: [S1, S2], all_stations: false, blocked: false, valid_from: null, expires_at: null, allow_offline: false, note: 'depot' },
     ]);
 
     assert.equal((await cli(['acl', 'group', 'add', 'fleet', '--blocked', '--db', db])).code, 0);
-    const states = (await json(['acl', 'effective', '--db', db])) as Array<{ token: string; state: string; stations: string }>;
-    assert.deepEqual(states.map((r) => [r.token, r.state, r.stations]), [['flee…0001', 'group_blocked', S2], ['flee…0002', 'group_blocked', '*']]);
+    const states = (await json(['acl', 'effective', '--db', db])) as Array<{ token: string; state: string; stations: string[]; all_stations: boolean }>;
+    assert.deepEqual(states.map((r) => [r.token, r.state, r.stations, r.all_stations]), [['flee…0001', 'group_blocked', [S2], false], ['flee…0002', 'group_blocked', [], true]]);
     assert.equal((await cli(['acl', 'group', 'add', 'fleet', '--expires', '2021-01-01T00:00:00Z', '--db', db])).code, 0);
     assert.ok(((await json(['acl', 'effective', '--db', db])) as Array<{ state: string }>).every((r) => r.state === 'group_expired'));
 
@@ -56,7 +56,7 @@ describe('acl groups and effective state (CLI)', () => {
   it('acl list keeps its shape; the human table of acl effective has a header', async (t) => {
     const db = join(tempDir(t), 'l.db');
     await cli(['acl', 'add', T1, '--valid-from', '2020-01-01', '--allow-offline', '--db', db]);
-    assert.deepEqual(await json(['acl', 'list', '--db', db]), [{ token: 'flee…0001', stations: '*', expires_at: null, blocked: false, note: null }]);
+    assert.deepEqual(await json(['acl', 'list', '--db', db]), [{ token: 'flee…0001', stations: [], all_stations: true, expires_at: null, blocked: false, note: null }]);
     assert.match((await cli(['acl', 'effective', '--db', db])).out, /^TOKEN\s+GROUP\s+STATE\s+STATIONS/);
   });
 });
@@ -75,7 +75,7 @@ describe('acl import: full and differential updates with a list version', () => 
     assert.equal((await cli(['acl', 'import', full, '--replace', '--list-version', '5', '--db', db])).out, 'acl: imported 2, removed 0, list version 5\n');
     assert.deepEqual(await json(['acl', 'list-version', '--db', db]), { version: 5, update_type: 'full', updated_at: (await json(['acl', 'list-version', '--db', db])).updated_at });
     const eff = (await json(['acl', 'effective', '--full', '--db', db])) as Array<Record<string, unknown>>;
-    assert.deepEqual([eff[0]!.group, eff[0]!.stations, eff[0]!.valid_from, eff[0]!.allow_offline], ['fleet', S1, '2020-01-01T00:00:00.000Z', true]);
+    assert.deepEqual([eff[0]!.group, eff[0]!.stations, eff[0]!.valid_from, eff[0]!.allow_offline], ['fleet', [S1], '2020-01-01T00:00:00.000Z', true]);
 
     const diff = file('diff.csv', `token,blocked,remove\n${T2},,true\n${T3},true,\n`);
     const older = await cli(['acl', 'import', diff, '--differential', '--list-version', '5', '--db', db]);

@@ -117,7 +117,7 @@ describe('the single executable', { timeout: 300_000 }, () => {
 
   test('a database from a newer chargegate is refused untouched (exit 1)', async () => {
     const db = join(dir, 'newer.db');
-    assert.equal((await runBinary(bin, ['stations', 'list', '--db', db], { cwd: dir, env })).code, 0);
+    assert.equal((await runBinary(bin, ['stations', 'add', '123e4567-e89b-12d3-a456-426614174000', '--db', db], { cwd: dir, env })).code, 0);
     const Database = (await import('better-sqlite3')).default;
     const h = new Database(db);
     h.prepare("INSERT INTO schema_migrations VALUES (9999, 'future', 'x')").run();
@@ -132,16 +132,16 @@ describe('the single executable', { timeout: 300_000 }, () => {
   test('without CHARGEGATE_CACHE_DIR the files go next to the database', async () => {
     const { CHARGEGATE_CACHE_DIR: _unused, ...rest } = env;
     const db = join(dir, 'site2', 'cg.db');
-    const r = await runBinary(bin, ['stations', 'list', '--json', '--db', db], { cwd: dir, env: rest });
+    // A command that writes: one that only reads refuses a missing file before unpacking.
+    const r = await runBinary(bin, ['stations', 'add', '123e4567-e89b-12d3-a456-426614174000', '--db', db], { cwd: dir, env: rest });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), []);
     assert.ok(readdirSync(join(dir, 'site2', '.chargegate-cache')).some((f) => f.endsWith('.node')));
   });
 
   test('a cache folder that cannot be created: exit 1 and a message naming CHARGEGATE_CACHE_DIR', async () => {
     const file = join(dir, 'not-a-dir');
     writeFileSync(file, '');
-    const r = await runBinary(bin, ['acl', 'list', '--db', join(dir, 'site3', 'cg.db')], { cwd: dir, env: { ...env, CHARGEGATE_CACHE_DIR: join(file, 'cache') } });
+    const r = await runBinary(bin, ['acl', 'add', 'ABCD-efgh1234567890_~valid.token', '--db', join(dir, 'site3', 'cg.db')], { cwd: dir, env: { ...env, CHARGEGATE_CACHE_DIR: join(file, 'cache') } });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /CHARGEGATE_CACHE_DIR/);
     assert.ok(!existsSync(join(dir, 'site3', 'cg.db')));

@@ -196,3 +196,26 @@ describe('authorizer breaker in health and metrics', () => {
     assert.match((await app.server.inject({ url: '/metrics' })).payload, /chargegate_authorizer_breaker_open 1/);
   });
 });
+
+describe('wrong method on a known path', () => {
+  it('is 405 with Allow in the error shape, and writes nothing', async (t) => {
+    const { app } = await startApp(t);
+    for (const [method, url, allow] of [
+      ['PUT', '/api/v1/charging-session', 'POST'],
+      ['GET', '/api/v1/charging-session', 'POST'],
+      ['DELETE', '/api/v1/charging-session', 'POST'],
+      ['DELETE', '/api/v1/charging-session/00000000-0000-4000-8000-000000000000', 'GET, HEAD'],
+      ['POST', '/health', 'GET, HEAD'],
+    ] as const) {
+      const res = await app.server.inject({ method, url, payload: method === 'GET' ? undefined : '{}', headers: { 'content-type': 'application/json' } });
+      assert.equal(res.statusCode, 405, `${method} ${url}`);
+      assert.equal(res.headers.allow, allow, `${method} ${url}`);
+      const body = res.result as { status: string; message: string; errors: unknown[] };
+      assert.equal(body.status, 'invalid');
+      assert.match(body.message, new RegExp(`${method} is not allowed`));
+      assert.deepEqual(body.errors, []);
+    }
+    assert.equal(countRows(app), 0);
+    assert.equal((await app.server.inject({ url: '/api/v1/nothing-here' })).statusCode, 404, 'unknown paths stay 404');
+  });
+});

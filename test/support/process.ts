@@ -112,6 +112,8 @@ export interface StartOptions {
    * ends. `child` and `stopped` are then that parent's; `kill` still signals the service.
    */
   unreaped?: boolean;
+  /** Run under this command (e.g. `['timeout', '600']`), in its own process group. */
+  under?: string[];
   /** Told the service's pid as soon as it is known, before it is listening. */
   onSpawn?: (pid: number) => void;
 }
@@ -150,7 +152,9 @@ export async function startService(t: TestContext, opts: StartOptions = {}): Pro
   const child = opts.unreaped
     ? // `exec sleep` keeps the service's parent alive and never calling wait(); the pid goes out on fd 3.
       spawn('sh', ['-c', '"$0" "$1" serve & echo $! >&3; exec sleep 3600', process.execPath, ENTRY], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [ENTRY, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    : opts.under
+      ? spawn(opts.under[0]!, [...opts.under.slice(1), process.execPath, ENTRY, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+      : spawn(process.execPath, [ENTRY, 'serve'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const stopped = watchExit(child);
   ownedBy(t).children.push({ child, stopped });

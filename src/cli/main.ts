@@ -361,7 +361,7 @@ export function buildProgram(io: CliIo, version: string): Command {
     .addOption(dbOption())
     .action((o: { json: boolean; db?: string }) => {
       const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-      const rows = withDb(io, o.db, (db) => keysList(db)).map((r) => ({
+      const rows = withDb(io, o.db, (db) => keysList(db), 'read').map((r) => ({
         name: r.name, created_at: iso(r.created_at), last_used_at: iso(r.last_used_at), expires_at: iso(r.expires_at),
       }));
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['name', 'created_at', 'last_used_at', 'expires_at'])}\n`);

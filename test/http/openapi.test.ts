@@ -100,7 +100,8 @@ describe('OpenAPI document', () => {
     assert.equal(served.statusCode, 200);
     assert.deepEqual(JSON.parse(served.payload), doc);
 
-    const routes = app.server.table().map((r) => `${r.method.toUpperCase()} ${r.path}`).sort();
+    // The catch-all '*' routes only answer 405 + Allow for a method a path does not serve.
+    const routes = app.server.table().filter((r) => r.method !== '*').map((r) => `${r.method.toUpperCase()} ${r.path}`).sort();
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
     assert.deepEqual(documented, routes, 'every route and nothing else');
     assert.ok(doc.webhooks.chargingSessionResult?.post, 'the callback is a webhook');

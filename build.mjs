@@ -273,10 +273,22 @@ async function main() {
   const own = join(dist, 'chargegate-linux-x64');
   if (targets.includes('linux-x64')) {
     const link = join(dist, 'chargegate');
-    const tmp = `${link}.${process.pid}.tmp`;
-    rmSync(tmp, { force: true });
-    linkSync(own, tmp);
-    renameSync(tmp, link);
+    const same = (() => {
+      try {
+        const [a, b] = [statSync(own), statSync(link)];
+        return a.dev === b.dev && a.ino === b.ino;
+      } catch {
+        return false;
+      }
+    })();
+    if (!same) {
+      const tmp = `${link}.${process.pid}.tmp`;
+      rmSync(tmp, { force: true });
+      linkSync(own, tmp);
+      renameSync(tmp, link);
+      // rename() of two links to one file does nothing: a racing build may have linked it.
+      rmSync(tmp, { force: true });
+    }
   }
 }
 

@@ -6,10 +6,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BIN = process.argv[2] ?? join(fileURLToPath(new URL('..', import.meta.url)), 'dist', 'chargegate');
+const BIN = process.argv[2] ? resolve(process.argv[2]) : join(fileURLToPath(new URL('..', import.meta.url)), 'dist', 'chargegate');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

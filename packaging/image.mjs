@@ -17,7 +17,9 @@ import { ensureRootfs } from './rootfs.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cacheDir = join(root, 'node_modules', '.cache', 'chargegate-sea');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-export const BASE_IMAGE = 'localhost/chargegate-base-bookworm:1';
+export const BASE_IMAGE = 'localhost/chargegate-base-bookworm:2';
+// Left out of the local base, as debian:bookworm-slim leaves them out (~40 MB of 128 MB).
+const SLIM = ['./usr/share/locale/*', './usr/share/man/*', './usr/share/info/*', './usr/share/doc/*/changelog*', './usr/share/doc/*/NEWS*'];
 export const podmanArgs = ['--runtime', 'runc', '--cgroup-manager=cgroupfs'];
 const EXE = { amd64: 'dist/chargegate-linux-x64', arm64: 'dist/chargegate-linux-arm64' };
 
@@ -39,7 +41,8 @@ function podman(args, opts = {}) {
 
 export function localBase() {
   if (spawnSync('podman', [...podmanArgs, 'image', 'exists', BASE_IMAGE], { env: podmanEnv() }).status === 0) return BASE_IMAGE;
-  const r = spawnSync('sh', ['-c', `tar -C "$1" -c . | podman ${podmanArgs.join(' ')} import - "$2"`, 'sh', ensureRootfs(), BASE_IMAGE], { env: podmanEnv(), encoding: 'utf8' });
+  const excludes = SLIM.map((p) => `--exclude='${p}'`).join(' ');
+  const r = spawnSync('sh', ['-c', `tar -C "$1" ${excludes} -c . | podman ${podmanArgs.join(' ')} import - "$2"`, 'sh', ensureRootfs(), BASE_IMAGE], { env: podmanEnv(), encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`podman import: ${r.stderr}`);
   return BASE_IMAGE;
 }

@@ -22,6 +22,11 @@ function qemuMissing(): string | undefined {
   } catch {
     return `${QEMU} not installed (Debian: qemu-user-static, and libc6:arm64 libstdc++6:arm64 after dpkg --add-architecture arm64)`;
   }
+  try {
+    execFileSync('sh', ['-c', 'command -v aarch64-linux-gnu-strip'], { stdio: 'ignore' });
+  } catch {
+    return 'aarch64-linux-gnu-strip not installed, build.mjs skips the arm64 target (Debian: binutils-aarch64-linux-gnu)';
+  }
   if (!existsSync('/lib/ld-linux-aarch64.so.1')) return 'arm64 libc missing (dpkg --add-architecture arm64; apt-get install libc6:arm64 libstdc++6:arm64)';
   return undefined;
 }

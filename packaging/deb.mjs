@@ -20,6 +20,8 @@ const ARCHES = { amd64: 'linux-x64', arm64: 'linux-arm64' };
 // on a 2-core box; the tests, which check contents and behaviour, ask for gzip.
 const COMPRESSION = process.env.DEB_COMPRESSION ?? 'xz';
 if (!['xz', 'gzip'].includes(COMPRESSION)) throw new Error(`DEB_COMPRESSION=${COMPRESSION}: xz or gzip`);
+/** Where the packages go: dist/, or DEB_OUT_DIR (the tests' packages stay out of the release's). */
+const OUT_DIR = process.env.DEB_OUT_DIR ? join(root, process.env.DEB_OUT_DIR) : dist;
 
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -80,8 +82,9 @@ function inputsKey(exe) {
 export function buildDeb(arch) {
   const exe = join(dist, `chargegate-${ARCHES[arch]}`);
   if (!existsSync(exe)) throw new Error(`${relative(root, exe)} missing: run npm run build`);
-  const out = join(dist, `chargegate_${pkg.version}_${arch}.deb`);
-  const stampFile = join(dist, `.chargegate_${arch}.deb.json`);
+  mkdirSync(OUT_DIR, { recursive: true });
+  const out = join(OUT_DIR, `chargegate_${pkg.version}_${arch}.deb`);
+  const stampFile = join(OUT_DIR, `.chargegate_${arch}.deb.json`);
   const key = inputsKey(exe);
   try {
     const stamp = JSON.parse(readFileSync(stampFile, 'utf8'));

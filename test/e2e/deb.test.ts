@@ -32,7 +32,7 @@ function has(cmd: string): boolean {
 }
 
 const skip = !has('dpkg-deb') ? 'dpkg-deb not installed (Debian: dpkg)' : process.getuid?.() !== 0 ? 'installing into a throwaway root needs root (chroot, mount)' : (rootfsMissing() as string | undefined);
-const deb = (arch: string) => join(root, 'dist', `chargegate_${pkg.version}_${arch}.deb`);
+const deb = (arch: string) => join(root, 'dist', 'test', `chargegate_${pkg.version}_${arch}.deb`);
 
 describe('the Debian packages', { timeout: 900_000, skip }, () => {
   let dir: string;
@@ -43,7 +43,7 @@ describe('the Debian packages', { timeout: 900_000, skip }, () => {
     await buildBinary();
     const arches = ['amd64', ...(existsSync(join(root, 'dist', 'chargegate-linux-arm64')) ? ['arm64'] : [])];
     // gzip: the same contents as the release's xz packages, built in seconds.
-    await exec(process.execPath, [join(root, 'packaging', 'deb.mjs'), ...arches], { cwd: root, maxBuffer: 16 << 20, env: { ...process.env, DEB_COMPRESSION: 'gzip' } });
+    await exec(process.execPath, [join(root, 'packaging', 'deb.mjs'), ...arches], { cwd: root, maxBuffer: 16 << 20, env: { ...process.env, DEB_COMPRESSION: 'gzip', DEB_OUT_DIR: 'dist/test' } });
     dir = mkdtempSync(join(tmpdir(), 'cg-deb-'));
     fs = join(dir, 'root');
     execFileSync('cp', ['-a', ensureRootfs(), fs]);
@@ -82,7 +82,7 @@ describe('the Debian packages', { timeout: 900_000, skip }, () => {
   });
 
   test('install into a throwaway root, run as the chargegate user, remove keeps data, purge deletes it', async (t) => {
-    const dpkg = (...args: string[]) => execFileSync('dpkg', [`--root=${fs}`, ...args], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    const dpkg = (...args: string[]) => execFileSync('dpkg', [`--root=${fs}`, `--log=${join(fs, 'var', 'log', 'dpkg.log')}`, ...args], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     dpkg('-i', deb('amd64'));
     const passwd = readFileSync(join(fs, 'etc', 'passwd'), 'utf8');
     const user = passwd.split('\n').find((l) => l.startsWith('chargegate:'));

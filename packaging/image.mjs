@@ -1,5 +1,6 @@
 // The container image, built with podman (no Docker engine needed) from the Dockerfile,
-// and saved as an OCI archive: dist/chargegate_<version>_<arch>.oci.tar.
+// and saved as an OCI archive, dist/chargegate_<version>_<arch>.oci.tar, and as a Docker
+// archive, .docker.tar (the only one of the two that keeps the HEALTHCHECK).
 //
 //   node packaging/image.mjs [amd64] [arm64]      (default: amd64)
 //
@@ -56,14 +57,19 @@ export function buildImage(arch) {
   rmSync(tmp, { force: true });
   podman(['save', '--format', 'oci-archive', '-o', tmp, tag]);
   renameSync(tmp, out);
-  return out;
+  // The OCI image config has no health check field: the OCI archive loses HEALTHCHECK
+  // (compose.yaml declares it again). The Docker archive keeps it, and every docker loads it.
+  const docker = join(root, 'dist', `chargegate_${pkg.version}_${arch}.docker.tar`);
+  rmSync(tmp, { force: true });
+  podman(['save', '--format', 'docker-archive', '-o', tmp, tag]);
+  renameSync(tmp, docker);
+  return [out, docker];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const arches = process.argv.slice(2).length ? process.argv.slice(2) : ['amd64'];
   for (const a of arches) {
     if (!EXE[a]) throw new Error(`unknown arch ${a}`);
-    const out = buildImage(a);
-    process.stdout.write(`image: wrote ${relative(root, out)}\n`);
+    for (const out of buildImage(a)) process.stdout.write(`image: wrote ${relative(root, out)}\n`);
   }
 }

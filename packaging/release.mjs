@@ -1,8 +1,8 @@
 // npm run release: every artifact in dist/, then dist/SHA256SUMS over them.
 //   chargegate-linux-x64, chargegate-linux-arm64       the single executables (build.mjs)
 //   chargegate_<v>_amd64.deb, chargegate_<v>_arm64.deb  Debian packages (packaging/deb.mjs)
-//   chargegate_<v>_amd64.oci.tar                        the container image as an OCI archive
-//                                                      (packaging/image.mjs, podman)
+//   chargegate_<v>_amd64.oci.tar, .docker.tar           the container image as an OCI archive
+//                                                      and a Docker archive (packaging/image.mjs)
 // Needs what .ci/run installs: aarch64 binutils, qemu-user-static + arm64 libc, dpkg-deb,
 // podman + runc, debootstrap (the image's local base when IMAGE_BASE is not given).
 import { spawnSync } from 'node:child_process';
@@ -25,8 +25,10 @@ for (const arch of ['amd64', 'arm64']) {
   files.push(buildDeb(arch));
   say(`${basename(files.at(-1))}`);
 }
-files.push(buildImage('amd64'));
-say(`${basename(files.at(-1))}`);
+for (const f of buildImage('amd64')) {
+  files.push(f);
+  say(basename(f));
+}
 
 const sums = files.map((f) => `${createHash('sha256').update(readFileSync(f)).digest('hex')}  ${basename(f)}\n`).join('');
 writeFileSync(join(root, 'dist', 'SHA256SUMS'), sums);

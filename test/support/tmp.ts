@@ -19,3 +19,19 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: n
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 10));
   }
 }
+
+/**
+ * A fresh temp folder for an app, and the one after-hook that stops the app (closing its
+ * database) before the folder is removed; `stop` is read when the test ends.
+ */
+export function appDir(t: { after: (fn: () => unknown) => void }, stop: () => Promise<void> | undefined): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cg-'));
+  t.after(async () => {
+    try {
+      await stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  return dir;
+}

@@ -103,6 +103,15 @@ export function createDeliveries(deps: DeliveryDeps) {
     for (const it of items) inflight.finish(it);
   }
 
+  /** Items that hold their origin's slot: one task per origin, batchSize items at most. */
+  function startHolding(items: Item[]): void {
+    const byOrigin = new Map<string, Item[]>();
+    for (const it of items) append(byOrigin, it.origin, it);
+    for (const g of byOrigin.values()) {
+      for (let i = 0; i < g.length; i += deps.batchSize) void run(g.slice(i, i + deps.batchSize));
+    }
+  }
+
   async function run(items: Item[]): Promise<void> {
     const sentAt = now();
     const task: DeliverTask = {
@@ -202,34 +211,18 @@ export function createDeliveries(deps: DeliveryDeps) {
     },
     /** Items whose decision landed: delivered now (slot) or queued for their origin (wait). */
     accept(items: Item[], admissions: Admission[]): void {
-      const now: Item[] = [];
-      const touched = new Set<string>();
+      const ready: Item[] = [];
       for (let i = 0; i < items.length; i++) {
         const it = items[i]!;
-        if (admissions[i] === 'slot') now.push(it);
-        else if (admissions[i] === 'wait') {
-          let list = waitLists.get(it.origin);
-          if (!list) waitLists.set(it.origin, (list = []));
-          list.push(it);
-          touched.add(it.origin);
-        }
+        if (admissions[i] === 'slot') ready.push(it);
+        else if (admissions[i] === 'wait') append(waitLists, it.origin, it);
       }
-      this.start(now);
-      // A slot may have come free while the decision was being written.
-      for (const o of touched) pump(o);
+      startHolding(ready);
+      // A slot may have come free while the decisions were being written.
+      for (let i = 0; i < items.length; i++) if (admissions[i] === 'wait') pump(items[i]!.origin);
     },
     /** Delivers items that already hold their origin's slot, one task per origin. */
-    start(items: Item[]): void {
-      const byOrigin = new Map<string, Item[]>();
-      for (const it of items) {
-        let g = byOrigin.get(it.origin);
-        if (!g) byOrigin.set(it.origin, (g = []));
-        g.push(it);
-      }
-      for (const g of byOrigin.values()) {
-        for (let i = 0; i < g.length; i += deps.batchSize) void run(g.slice(i, i + deps.batchSize));
-      }
-    },
+    start: startHolding,
     /** Items waiting in memory for a slot (tests: balances to 0). */
     get waiting(): number {
       return placesTotal;
@@ -238,3 +231,9 @@ export function createDeliveries(deps: DeliveryDeps) {
 }
 
 export type Deliveries = ReturnType<typeof createDeliveries>;
+
+function append<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}

@@ -64,8 +64,9 @@ const CLAIMED = 'id, station_id, driver_token, token_type, callback_url, origin,
 // takeover) or claimed again (lease expired) has locked_at NULL or a new claim_count.
 const FENCE = 'id = @id AND claim_count = @claim AND locked_at IS NOT NULL';
 
-/** A row with what may be left out filled in (the accept path always gives both). */
+/** A row with what may be left out filled in; the accept path gives everything, and gets its own object back. */
 function complete(row: NewRequest): Required<NewRequest> {
+  if (row.origin !== undefined && row.client !== undefined && row.token_type !== undefined) return row as Required<NewRequest>;
   return { ...row, origin: row.origin ?? originOf(row.callback_url), client: row.client ?? null, token_type: row.token_type ?? 'RFID' };
 }
 
@@ -169,7 +170,7 @@ export function createStore(db: Db) {
 
   return {
     insert(row: NewRequest): void {
-      insert.run(row.origin === undefined || row.client === undefined || row.token_type === undefined ? complete(row) : row);
+      insert.run(complete(row));
     },
     /** Inserts the row claimed under a lease of leaseMs from its created_at. */
     insertClaimed(row: NewRequest, leaseMs: number): void {

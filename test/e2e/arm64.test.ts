@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
-import { buildBinary, minimalEnv, runBinary, startServe, postAndAwaitCallback } from '../support/binary.ts';
+import { buildBinary, folderEnv, runBinary, startServe, postAndAwaitCallback } from '../support/binary.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 
@@ -47,14 +47,7 @@ describe('the linux-arm64 executable under qemu', { timeout: 600_000, skip }, ()
     bin = join(dir, 'chargegate');
     writeFileSync(bin, `#!/bin/sh\nexec ${QEMU} ${built} "$@"\n`);
     chmodSync(bin, 0o755);
-    env = minimalEnv({
-      DB_PATH: join(dir, 'data', 'chargegate.db'),
-      PORT: '0',
-      HOST: '127.0.0.1',
-      CHARGEGATE_CACHE_DIR: join(dir, 'cache'),
-      WORKERS: '2',
-      LOG_LEVEL: 'info',
-    });
+    env = folderEnv(dir);
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });

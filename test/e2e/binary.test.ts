@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
-import { buildBinary, minimalEnv, runBinary, startServe, postAndAwaitCallback } from '../support/binary.ts';
+import { buildBinary, folderEnv, runBinary, serveAndAwaitCallback } from '../support/binary.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 
@@ -25,14 +25,7 @@ describe('the single executable', { timeout: 300_000 }, () => {
     bin = join(dir, 'chargegate');
     copyFileSync(built, bin);
     chmodSync(bin, 0o755);
-    env = minimalEnv({
-      DB_PATH: join(dir, 'data', 'chargegate.db'),
-      PORT: '0',
-      HOST: '127.0.0.1',
-      CHARGEGATE_CACHE_DIR: join(dir, 'cache'),
-      WORKERS: '2',
-      LOG_LEVEL: 'info',
-    });
+    env = folderEnv(dir);
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -56,14 +49,8 @@ describe('the single executable', { timeout: 300_000 }, () => {
     const add = await runBinary(bin, ['acl', 'add', TOKEN, '--db', env.DB_PATH!], { cwd: dir, env });
     assert.equal(add.code, 0, add.stderr);
 
-    const receiver = await startReceiver();
-    t.after(() => receiver.close());
-    const server = startServe(bin, { cwd: dir, env });
-    t.after(() => server.kill());
-    const port = await server.listening;
+    const { server, port, request_id, call } = await serveAndAwaitCallback(t, bin, { cwd: dir, env });
     assert.ok(port > 0);
-
-    const { request_id, call } = await postAndAwaitCallback(port, receiver, 15_000);
     assert.equal(call.path, '/cb');
     assert.deepEqual(call.json, { station_id: STATION, driver_token: TOKEN, status: 'allowed' });
 

@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import pkg from '../../package.json' with { type: 'json' };
-import { buildBinary, minimalEnv, runBinary, startServe, postAndAwaitCallback } from '../support/binary.ts';
-import { startReceiver } from '../support/receiver.ts';
+import { buildBinary, minimalEnv, runBinary, serveAndAwaitCallback } from '../support/binary.ts';
 import { waitFor } from '../support/tmp.ts';
 // @ts-expect-error plain ESM build script without types
 import { ensureRootfs, rootfsMissing } from '../../packaging/rootfs.mjs';
@@ -117,12 +116,7 @@ describe('the Debian packages', { timeout: 900_000, skip }, () => {
     const add = await runBinary(bin, ['acl', 'add', TOKEN], { cwd: dir, env });
     assert.equal(add.code, 0, add.stderr);
 
-    const receiver = await startReceiver();
-    t.after(() => receiver.close());
-    const server = startServe(bin, { cwd: dir, env });
-    t.after(() => server.kill());
-    const port = await server.listening;
-    const { request_id, call } = await postAndAwaitCallback(port, receiver, 15_000);
+    const { server, port, request_id, call } = await serveAndAwaitCallback(t, bin, { cwd: dir, env });
     assert.deepEqual(call.json, { station_id: STATION, driver_token: TOKEN, status: 'allowed' });
     const exit = await server.stop('SIGTERM');
     assert.deepEqual(exit, { code: 0, signal: null }, server.stderr());

@@ -4,7 +4,7 @@ import test from 'node:test';
 import Database from 'better-sqlite3';
 import { assertShape } from '../faults/support/shape.ts';
 import { exitWithin, startService } from '../support/process.ts';
-import { startReceiver } from '../support/receiver.ts';
+import { startHeldReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 
 // README "Durability, queue and shutdown": on SIGTERM the listener stays open while the
@@ -44,9 +44,7 @@ function assertRefusal(a: Answer, what: string): void {
 }
 
 test('SIGTERM: while in-flight work drains, POST and /health/ready get 503 on new and kept-alive connections, /health/live 200; then exit 0', { timeout: 60_000 }, async (t) => {
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  const receiver = await startReceiver((_c, _n, res) => void held.then(() => res.writeHead(200).end()));
+  const { receiver, release } = await startHeldReceiver();
   t.after(() => receiver.close());
   const svc = await startService(t, { env: { CALLBACK_TIMEOUT_MS: '60000', SHUTDOWN_TIMEOUT_MS: '60000' } });
   const accepted = await fetch(`${svc.base}/api/v1/charging-session`, {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { REPEAT_GRACE_MS, signalAction } from '../../src/runtime/signals.ts';
 import { exitWithin, startService } from '../support/process.ts';
-import { startReceiver } from '../support/receiver.ts';
+import { startHeldReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 
 const STATION = '123e4567-e89b-12d3-a456-426614174000';
@@ -21,9 +21,7 @@ describe('stop signals', () => {
 
   it('a second SIGTERM during the stop is one clean stop: exit 0', { timeout: 60_000 }, async (t) => {
     // A callback held in flight keeps the stop under way while the second signal arrives.
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const receiver = await startReceiver((_c, _n, res) => void held.then(() => res.writeHead(200).end()));
+    const { receiver, release } = await startHeldReceiver();
     t.after(() => receiver.close());
     const svc = await startService(t, { env: { CALLBACK_TIMEOUT_MS: '60000', SHUTDOWN_TIMEOUT_MS: '60000' } });
     const accepted = await fetch(`${svc.base}/api/v1/charging-session`, {

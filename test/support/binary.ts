@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startReceiver } from './receiver.ts';
 
 // The single executable as a user runs it: built by build.mjs, started with a bare
 // environment, its JSON log lines read from stdout.
@@ -23,6 +24,18 @@ export function buildBinary(timeoutMs = 240_000): Promise<string> {
 /** What `env -i PATH=/usr/bin:/bin VAR=… chargegate` passes: nothing else is inherited. */
 export function minimalEnv(vars: Record<string, string>): Record<string, string> {
   return { PATH: '/usr/bin:/bin', ...vars };
+}
+
+/** The executable's settings for a test folder: its own database and unpack cache, loopback, port 0. */
+export function folderEnv(dir: string): Record<string, string> {
+  return minimalEnv({
+    DB_PATH: join(dir, 'data', 'chargegate.db'),
+    PORT: '0',
+    HOST: '127.0.0.1',
+    CHARGEGATE_CACHE_DIR: join(dir, 'cache'),
+    WORKERS: '2',
+    LOG_LEVEL: 'info',
+  });
 }
 
 export interface Run {
@@ -112,6 +125,23 @@ export function startServe(bin: string, opts: { cwd: string; env: Record<string,
 
 /** The SPEC example's station and token: what the binary tests allow with `acl add`. */
 export const SAMPLE = { station: '123e4567-e89b-12d3-a456-426614174000', token: 'ABCD-efgh1234567890_~valid.token' } as const;
+
+/**
+ * Starts `bin serve` (stopped with the test), POSTs the SPEC body to it and waits for the
+ * callback at a receiver of its own; the caller then checks the call and stops the server.
+ */
+export async function serveAndAwaitCallback(
+  t: { after: (fn: () => unknown) => void },
+  bin: string,
+  opts: { cwd: string; env: Record<string, string>; timeoutMs?: number },
+) {
+  const receiver = await startReceiver();
+  t.after(() => receiver.close());
+  const server = startServe(bin, { cwd: opts.cwd, env: opts.env, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  t.after(() => server.kill());
+  const port = await server.listening;
+  return { server, port, ...(await postAndAwaitCallback(port, receiver, opts.timeoutMs ?? 15_000)) };
+}
 
 /**
  * POSTs the SPEC body to a running chargegate (executable, package or container), checks

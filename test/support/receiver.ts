@@ -53,3 +53,11 @@ export async function startReceiver(respond: Responder = (_c, _n, res) => res.wr
 }
 
 export type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+/** A receiver that holds every callback unanswered until release(): work stays in flight. */
+export async function startHeldReceiver() {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const receiver = await startReceiver((_c, _n, res) => void held.then(() => res.writeHead(200).end()));
+  return { receiver, release };
+}

@@ -16,11 +16,16 @@ export interface Credentials {
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
+/** The token of an `Authorization: Bearer <token>` header, or null (API keys, the scrape token). */
+export function bearerToken(header: unknown): string | null {
+  return BEARER.exec(String(header ?? ''))?.[1] ?? null;
+}
+
 /** What the door needs of the key store (src/queue/keys.ts createKeyring). */
 export interface KeyCheck {
   /** Keys are asked for (one exists, or API_KEYS_REQUIRED). */
   required(): boolean;
-  /** The client a presented key belongs to, or null. */
+  /** The client a presented key belongs to, or null; asked right after required(), which refreshed the keys. */
   verify(key: string): string | null;
 }
 
@@ -28,8 +33,8 @@ export function registerAuth(server: Server, keyring: KeyCheck): void {
   server.auth.scheme(AUTH_STRATEGY, () => ({
     authenticate(request, h) {
       if (!keyring.required()) return h.authenticated({ credentials: { client: null } satisfies Credentials });
-      const m = BEARER.exec(String(request.headers.authorization ?? ''));
-      const client = m ? keyring.verify(m[1]!) : null;
+      const key = bearerToken(request.headers.authorization);
+      const client = key === null ? null : keyring.verify(key);
       // No message: Boom would put it into WWW-Authenticate as error="…" (RFC 6750 wants a
       // code there); the body's message comes from the one error mapping (server.ts).
       if (client === null) throw Boom.unauthorized(null, 'Bearer', { realm: REALM });

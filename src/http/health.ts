@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { ServerRoute } from '@hapi/hapi';
 import { healthAnswer, probeAnswer } from './answers.ts';
 import { errorDoc, type RouteDoc } from './openapi.ts';
+import { bearerToken } from './auth.ts';
 import { errorReply } from './reply.ts';
 
 // /health for people and monitors, /health/live and /health/ready for supervisors,
@@ -15,8 +16,7 @@ export interface HealthSource {
 
 /** Constant-time check of a presented scrape token. */
 function tokenMatches(header: unknown, token: string): boolean {
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(String(header ?? ''));
-  const a = Buffer.from(m?.[1] ?? '');
+  const a = Buffer.from(bearerToken(header) ?? '');
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -87,9 +87,11 @@ export function createKeyring(db: Db, opts: { required: boolean; now?: () => num
       refresh();
       return opts.required || byHash.size > 0;
     },
-    /** The client a presented key belongs to, or null (unknown, revoked or expired). */
+    /**
+     * The client a presented key belongs to, or null (unknown, revoked or expired). Asked
+     * right after required() in the same request, which already re-read the table if needed.
+     */
     verify(presented: string): string | null {
-      refresh();
       const h = sha256(presented);
       const e = byHash.get(h.toString('hex'));
       const ok = timingSafeEqual(h, e ? e.hash : decoy) && e !== undefined;
@@ -106,10 +108,6 @@ export function createKeyring(db: Db, opts: { required: boolean; now?: () => num
     },
     get pending(): number {
       return used.size;
-    },
-    get count(): number {
-      refresh();
-      return byHash.size;
     },
   };
 }

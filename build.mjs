@@ -156,6 +156,15 @@ const sqliteRequire = rewrite(
   "'use strict';\nconst __non_webpack_require__ = require('node:module').createRequire(process.execPath);",
 );
 
+// commander loads node:child_process for subcommands that are separate executables, which
+// chargegate has none of; loading it costs every start a few ms. Load it only if ever used.
+const commanderChildProcess = rewrite(
+  'commander-child-process',
+  /[\\/]commander[\\/]lib[\\/]command\.js$/,
+  "const childProcess = require('node:child_process');",
+  "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+);
+
 async function bundle(entry, plugins) {
   const r = await esbuild.build({
     entryPoints: [entry],
@@ -260,7 +269,7 @@ async function main() {
 
   const [boot, app, warm, task, piscinaWorker] = await Promise.all([
     bundle(join(root, 'src', 'runtime', 'boot.ts'), []),
-    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire]),
+    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire, commanderChildProcess]),
     bundle(join(root, 'src', 'runtime', 'warm.ts'), []),
     bundle(join(root, 'workers', 'task.ts'), [sqliteRequire]),
     bundle(join(root, 'node_modules', 'piscina', 'dist', 'worker.js'), []),

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ServerRoute } from '@hapi/hapi';
 import { healthAnswer, probeAnswer } from './answers.ts';
-import { errorDoc, type RouteDoc } from './openapi.ts';
+import { errorDoc, type RouteDoc } from './routedoc.ts';
 import { bearerToken } from './auth.ts';
 import { errorReply } from './reply.ts';
 

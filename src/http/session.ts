@@ -7,7 +7,7 @@ import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import { parseBody } from './body.ts';
 import { acceptedAnswer } from './answers.ts';
-import { errorDoc, unauthorizedDoc, type RouteDoc } from './openapi.ts';
+import { errorDoc, unauthorizedDoc, type RouteDoc } from './routedoc.ts';
 import { createSessionSchema, fieldErrors, type FieldError, type SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';

@@ -2,7 +2,7 @@ import type { ServerRoute } from '@hapi/hapi';
 import type { RequestView } from '../core/types.ts';
 import { UUID_RE } from '../core/validate.ts';
 import { requestAnswer } from './answers.ts';
-import { errorDoc, unauthorizedDoc } from './openapi.ts';
+import { errorDoc, unauthorizedDoc } from './routedoc.ts';
 import { AUTH_STRATEGY, type Credentials } from './auth.ts';
 import { errorReply } from './reply.ts';
 

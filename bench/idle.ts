@@ -4,7 +4,8 @@
 // only) from a new empty folder:
 //   - floor: the pinned `node -e 0`, the least any Node process costs on this box;
 //   - `--version`: median wall time of 7 runs and the largest max RSS (GNU time, when installed);
-//   - start: median of 7 starts, spawn -> the "listening" log line, default settings;
+//   - start: median of 7 starts, spawn -> the "listening" log line, default settings, and the
+//     CPU time the process had used by then;
 //   - idle (default settings, then WORKERS=1): RSS (total, anonymous, file-backed) 5 s and 60 s
 //     after listening (worker threads end after 30 s without work: src/dispatch/pool.ts), then
 //     CPU % of a core and disk writes over 60 s (/proc), main-thread epoll returns per second
@@ -59,15 +60,26 @@ function startOnce(bin: string, port: number, env: Record<string, string> = {}) 
   const dir = mkdtempSync(join(tmpdir(), 'cg-idle-'));
   const t0 = performance.now();
   const p = spawn(bin, ['serve', '--port', String(port)], { cwd: dir, env: { ...ENV, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // Also the CPU time the process had used by then (all its threads): on a shared, busy
+  // box it varies far less than the wall time.
+  let cpuMs = NaN;
   const listening = new Promise<number>((resolve, reject) => {
     let buf = '';
     p.stdout.on('data', (c: Buffer) => {
+      if (!Number.isNaN(cpuMs)) return;
       buf += c;
-      if (buf.includes('"msg":"listening"')) resolve(performance.now() - t0);
+      if (!buf.includes('"msg":"listening"')) return;
+      cpuMs = cpuTicks(p.pid!) * 10;
+      resolve(performance.now() - t0);
     });
     p.on('exit', (code) => reject(new Error(`exited ${code}`)));
   });
-  return { p, dir, listening };
+  return { p, dir, listening, cpuMs: () => cpuMs };
+}
+
+/** utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux). */
+function cpuTicks(pid: number): number {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
 }
 
 async function stop(s: ReturnType<typeof startOnce>) {
@@ -102,15 +114,19 @@ short('chargegate --version', (b) => [b, ['--version']]);
 {
   const bins = BASE ? [BIN, BASE] : [BIN];
   const starts = bins.map(() => [] as number[]);
+  const cpu = bins.map(() => [] as number[]);
   for (let i = 0; i < RUNS; i++) {
     for (const [j, b] of bins.entries()) {
       const s = startOnce(b, 18300 + i * 2 + j);
       starts[j]!.push(await s.listening);
+      cpu[j]!.push(s.cpuMs());
       await stop(s);
     }
   }
   const [n, b] = starts;
+  const [nc, bc] = cpu;
   say(`start to listening (empty folder, default settings): median ${median(n!).toFixed(0)} ms${ratio(median(n!), b && median(b))}; all ${n!.map((x) => x.toFixed(0)).join(' ')}`);
+  say(`  CPU used by then (user + system, 10 ms ticks): median ${median(nc!).toFixed(0)} ms${ratio(median(nc!), bc && median(bc))}`);
 }
 if (startOnly) process.exit(0);
 
@@ -128,14 +144,13 @@ async function idle(label: string, env: Record<string, string>, full: boolean) {
   await sleep(55_000);
   say(`${label}: RSS 60 s after listening: ${rssLine(status(pid))}`);
   if (full) {
-    const cpuTicks = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
     const writes = () => Number(/write_bytes: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
-    const c0 = cpuTicks();
+    const c0 = cpuTicks(pid);
     const w0 = writes();
     const t0 = performance.now();
     await sleep(60_000);
     const secs = (performance.now() - t0) / 1000;
-    say(`${label}: idle CPU ${(((cpuTicks() - c0) / 100 / secs) * 100).toFixed(2)} % of a core; disk writes ${writes() - w0} bytes in ${secs.toFixed(0)} s`);
+    say(`${label}: idle CPU ${(((cpuTicks(pid) - c0) / 100 / secs) * 100).toFixed(2)} % of a core; disk writes ${writes() - w0} bytes in ${secs.toFixed(0)} s`);
     // After the CPU window: tracing costs CPU itself.
     if (hasCommand('strace')) {
       const r = spawnSync('timeout', ['-s', 'INT', '20', 'strace', '-c', '-e', 'trace=epoll_pwait,epoll_wait', '-p', String(pid)], { encoding: 'utf8' });

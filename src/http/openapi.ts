@@ -1,7 +1,7 @@
 import type { ServerRoute } from '@hapi/hapi';
 import type Joi from 'joi';
 import joiToJson from 'joi-to-json';
-import { callbackBody, errorAnswer } from './answers.ts';
+import * as answers from './answers.ts';
 import type { HeaderDoc, RouteDoc } from './routedoc.ts';
 
 // The OpenAPI 3.1 description of the API (GET /openapi.json, `chargegate openapi`), made
@@ -81,7 +81,7 @@ function operation(doc: RouteDoc, components: Record<string, unknown>) {
   const responses: Record<string, unknown> = {};
   for (const [status, a] of Object.entries(doc.answers)) {
     const type = a.contentType ?? 'application/json';
-    const schema = a.schema ? schemaOf(a.schema, components) : a.rawSchema;
+    const schema = a.schema ? schemaOf(answers[a.schema], components) : a.rawSchema;
     const headers = headersOf(a.headers);
     responses[status] = {
       description: a.description,
@@ -117,7 +117,7 @@ export function openApiDocument(routes: readonly DocumentedRoute[], version: str
     if (!doc) continue;
     (paths[r.path] ??= {})[r.method.toLowerCase()] = operation(doc, schemas);
   }
-  schemaOf(callbackBody, schemas);
+  schemaOf(answers.callbackBody, schemas);
   return {
     openapi: '3.1.0',
     info: {

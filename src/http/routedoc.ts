@@ -1,10 +1,14 @@
 import type Joi from 'joi';
-import { errorAnswer } from './answers.ts';
+import type * as Answers from './answers.ts';
 
 // What each route says about itself for the OpenAPI document (src/http/openapi.ts makes
 // the document from these). Apart from openapi.ts so that the routes carry their notes
 // without loading the generator (joi-to-json, lodash) at every start: it loads with the
-// first request for the document.
+// first request for the document. Answers name their schema in src/http/answers.ts, whose
+// joi schemas are built with the generator too, not by every start.
+
+/** The name of a joi schema exported by src/http/answers.ts. */
+export type AnswerSchema = { [K in keyof typeof Answers]: (typeof Answers)[K] extends Joi.Schema ? K : never }[keyof typeof Answers];
 
 /** A request or response header, as documented. */
 export interface HeaderDoc {
@@ -15,8 +19,8 @@ export interface HeaderDoc {
 
 export interface AnswerDoc {
   description: string;
-  /** The body's shape; for JSON answers a joi schema, turned into JSON Schema. */
-  schema?: Joi.Schema;
+  /** The body's shape; for JSON answers a joi schema of answers.ts, turned into JSON Schema. */
+  schema?: AnswerSchema;
   /** Default application/json. */
   contentType?: string;
   /** A JSON Schema for non-JSON bodies (text/plain). */
@@ -49,7 +53,7 @@ declare module '@hapi/hapi' {
 /** Error answers shared by every route with a body (Hapi's and Node's own refusals). */
 export const errorDoc = (description: string, headers?: Record<string, HeaderDoc>): AnswerDoc => ({
   description,
-  schema: errorAnswer,
+  schema: 'errorAnswer',
   ...(headers ? { headers } : {}),
 });
 

@@ -365,7 +365,9 @@ async function buildTarget(name, t, node, bundles) {
     const warmDir = join(work, 'warm');
     mkdirSync(warmDir);
     const appCache = join(work, 'app.cache');
-    exec(node.bin, [join(work, 'warm.cjs'), 'make', join(work, 'app.cjs'), appCache, warmDir, files['better_sqlite3.node'], files['task.cjs'], files['piscina-worker.cjs']], { cwd: work, env });
+    const unpacked = [files['better_sqlite3.node'], files['task.cjs'], files['piscina-worker.cjs']];
+    const warmArgs = ['make', join(work, 'app.cjs'), appCache, warmDir, ...unpacked];
+    exec(node.bin, [join(work, 'warm.cjs'), ...warmArgs], { cwd: work, env });
     exec(node.bin, [join(work, 'warm.cjs'), 'check', join(work, 'app.cjs'), appCache], { cwd: work, env });
     say(`${name}: code cache ${(statSync(appCache).size / 1048576).toFixed(1)} MiB`);
     files['app.cjs'] = join(work, 'app.cjs');

@@ -37,7 +37,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const hasCommand = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const gnuTime = hasCommand('/usr/bin/time') ? '/usr/bin/time' : null;
 const say = (s: string) => process.stdout.write(`${s}\n`);
-const ratio = (a: number, b: number | undefined) => (b === undefined ? '' : ` (${(a / b).toFixed(2)} x baseline ${b.toFixed(0)})`);
+const ratio = (a: number, b: number | undefined) =>
+  b === undefined ? '' : ` (${(a / b).toFixed(2)} x baseline ${b.toFixed(0)})`;
 
 /** Wall ms and max RSS (KiB, null without GNU time) of one short run. */
 function once(cmd: string, argv: string[]): { ms: number; maxKiB: number | null } {
@@ -59,7 +60,8 @@ function once(cmd: string, argv: string[]): { ms: number; maxKiB: number | null 
 function startOnce(bin: string, port: number, env: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cg-idle-'));
   const t0 = performance.now();
-  const p = spawn(bin, ['serve', '--port', String(port)], { cwd: dir, env: { ...ENV, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const stdio: ['ignore', 'pipe', 'inherit'] = ['ignore', 'pipe', 'inherit'];
+  const p = spawn(bin, ['serve', '--port', String(port)], { cwd: dir, env: { ...ENV, ...env }, stdio });
   // Also the CPU time the process had used by then (all its threads): on a shared, busy
   // box it varies far less than the wall time.
   let cpuMs = NaN;
@@ -79,7 +81,8 @@ function startOnce(bin: string, port: number, env: Record<string, string> = {}) 
 
 /** utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux). */
 function cpuTicks(pid: number): number {
-  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 async function stop(s: ReturnType<typeof startOnce>) {
@@ -103,8 +106,10 @@ function short(label: string, cmd: (bin: string) => [string, string[]], compare 
     });
   }
   const [n, b] = out;
-  const rss = n!.kib.length ? `, max RSS ${mib(Math.max(...n!.kib))}${b?.kib.length ? ` (baseline ${mib(Math.max(...b.kib))})` : ''}` : '';
-  say(`${label}: median ${median(n!.ms).toFixed(0)} ms${ratio(median(n!.ms), b && median(b.ms))}${rss}; all ${n!.ms.map((x) => x.toFixed(0)).join(' ')}`);
+  const base = b?.kib.length ? ` (baseline ${mib(Math.max(...b.kib))})` : '';
+  const rss = n!.kib.length ? `, max RSS ${mib(Math.max(...n!.kib))}${base}` : '';
+  const all = n!.ms.map((x) => x.toFixed(0)).join(' ');
+  say(`${label}: median ${median(n!.ms).toFixed(0)} ms${ratio(median(n!.ms), b && median(b.ms))}${rss}; all ${all}`);
 }
 
 say(`executable ${BIN}${BASE ? `, baseline ${BASE}` : ''}; ${RUNS} runs each, env -i, empty folders`);
@@ -125,13 +130,17 @@ short('chargegate --version', (b) => [b, ['--version']]);
   }
   const [n, b] = starts;
   const [nc, bc] = cpu;
-  say(`start to listening (empty folder, default settings): median ${median(n!).toFixed(0)} ms${ratio(median(n!), b && median(b))}; all ${n!.map((x) => x.toFixed(0)).join(' ')}`);
-  say(`  CPU used by then (user + system, 10 ms ticks): median ${median(nc!).toFixed(0)} ms${ratio(median(nc!), bc && median(bc))}`);
+  const all = n!.map((x) => x.toFixed(0)).join(' ');
+  const vs = ratio(median(n!), b && median(b));
+  say(`start to listening (empty folder, default settings): median ${median(n!).toFixed(0)} ms${vs}; all ${all}`);
+  const cpuVs = ratio(median(nc!), bc && median(bc));
+  say(`  CPU used by then (user + system, 10 ms ticks): median ${median(nc!).toFixed(0)} ms${cpuVs}`);
 }
 if (startOnly) process.exit(0);
 
 type Status = Record<string, string>;
-const status = (pid: number): Status => Object.fromEntries(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').map((l) => l.split(/:\s+/)) as [string, string][]);
+const status = (pid: number): Status =>
+  Object.fromEntries(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').map((l) => l.split(/:\s+/)));
 const rssLine = (st: Status) => `${st.VmRSS} (anon ${st.RssAnon}, file ${st.RssFile}), threads ${st.Threads}`;
 
 /** RSS 5 s and 60 s after listening; with `full`, then CPU, disk writes and wake-ups. */
@@ -150,7 +159,8 @@ async function idle(label: string, env: Record<string, string>, full: boolean) {
     const t0 = performance.now();
     await sleep(60_000);
     const secs = (performance.now() - t0) / 1000;
-    say(`${label}: idle CPU ${(((cpuTicks(pid) - c0) / 100 / secs) * 100).toFixed(2)} % of a core; disk writes ${writes() - w0} bytes in ${secs.toFixed(0)} s`);
+    const cpu = (((cpuTicks(pid) - c0) / 100 / secs) * 100).toFixed(2);
+    say(`${label}: idle CPU ${cpu} % of a core; disk writes ${writes() - w0} bytes in ${secs.toFixed(0)} s`);
     // After the CPU window: tracing costs CPU itself.
     if (hasCommand('strace')) {
       const r = spawnSync('timeout', ['-s', 'INT', '20', 'strace', '-c', '-e', 'trace=epoll_pwait,epoll_wait', '-p', String(pid)], { encoding: 'utf8' });

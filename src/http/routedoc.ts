@@ -8,7 +8,9 @@ import type * as Answers from './answers.ts';
 // joi schemas are built with the generator too, not by every start.
 
 /** The name of a joi schema exported by src/http/answers.ts. */
-export type AnswerSchema = { [K in keyof typeof Answers]: (typeof Answers)[K] extends Joi.Schema ? K : never }[keyof typeof Answers];
+export type AnswerSchema = {
+  [K in keyof typeof Answers]: (typeof Answers)[K] extends Joi.Schema ? K : never;
+}[keyof typeof Answers];
 
 /** A request or response header, as documented. */
 export interface HeaderDoc {

@@ -161,7 +161,10 @@ function openApiRoute(version: string): Hapi.ServerRoute {
  * The OpenAPI document without a running service (`chargegate openapi`): the same routes
  * registered on a server that never starts, so it is the document GET /openapi.json serves.
  */
-export async function apiDocument(version: string, allowedHosts: string[] | null = null): Promise<Record<string, unknown>> {
+export async function apiDocument(
+  version: string,
+  allowedHosts: string[] | null = null,
+): Promise<Record<string, unknown>> {
   const { openApiDocument } = await import('./openapi.ts');
   const unused = {} as never;
   const server = createServer({ host: '127.0.0.1', port: 0, intake: unused, policy: compilePolicy(allowedHosts), reads: unused, health: unused, log: unused, version });

@@ -23,17 +23,24 @@ export interface LoadedBundle {
 const wrap = (source: string) => `(function (exports, require, module, __filename, __dirname) { ${source}\n});`;
 
 /** Compiles the bundle with the cache (when given) and runs its top level. */
-export function loadBundle(source: string, cachedData: Uint8Array | undefined, filename: string, req: NodeJS.Require): LoadedBundle {
+export function loadBundle(
+  source: string,
+  cachedData: Uint8Array | undefined,
+  filename: string,
+  req: NodeJS.Require,
+): LoadedBundle {
   const script = new Script(wrap(source), { filename, ...(cachedData ? { cachedData } : {}) });
   const run = script.runInThisContext() as (e: object, r: NodeJS.Require, m: object, f: string, d: string) => void;
   const module = { exports: {} as Record<string, unknown> };
   run.call(module.exports, module.exports, req, module, filename, dirname(filename));
-  return { exports: module.exports, cacheRejected: cachedData !== undefined && script.cachedDataRejected === true, script };
+  const cacheRejected = cachedData !== undefined && script.cachedDataRejected === true;
+  return { exports: module.exports, cacheRejected, script };
 }
 
 if (sea.isSea()) {
   const cache = new Uint8Array(sea.getRawAsset(CACHE_ASSET));
   // `require` here is the injected script's own: built-in modules only, as before.
-  const { exports } = loadBundle(sea.getAsset(APP_ASSET, 'utf8'), cache.byteLength ? cache : undefined, process.execPath, require);
+  const source = sea.getAsset(APP_ASSET, 'utf8');
+  const { exports } = loadBundle(source, cache.byteLength ? cache : undefined, process.execPath, require);
   (exports.main as () => void)();
 }

@@ -11,10 +11,15 @@
 // it was asked for (`node build.mjs linux-arm64`, or CHARGEGATE_TARGETS=all).
 //
 //   1. esbuild bundles (CommonJS): the CLI (src/runtime/sea.ts), the piscina task file
-//      (workers/task.ts) and piscina's own worker bootstrap.
-//   2. The worker bundles, the better-sqlite3 addon and a manifest become SEA assets;
-//      src/runtime/sea.ts unpacks them at start into a cache folder.
-//   3. The blob is made by the same Node binary that is copied, stripped (before the
+//      (workers/task.ts), piscina's own worker bootstrap, the SEA's first script
+//      (src/runtime/boot.ts) and the build-time warm-up (src/runtime/warm.ts).
+//   2. The target's Node runs the warm-up: a start of `serve` from the CLI bundle, after
+//      which it writes V8's code cache of that bundle (boot.ts says why this and not
+//      `useCodeCache` alone: it holds what a start compiles, not only the top level).
+//   3. The CLI bundle and its cache, the worker bundles, the better-sqlite3 addon and a
+//      manifest become SEA assets; src/runtime/sea.ts unpacks the files a thread or dlopen
+//      needs into a cache folder at start.
+//   4. The blob is made by the same Node binary that is copied, stripped (before the
 //      injection, never after) and injected with postject.
 //
 // Unchanged inputs rebuild in about a second: the stripped Node is cached per Node binary
@@ -33,7 +38,7 @@ const dist = join(root, 'dist');
 const cacheDir = join(root, 'node_modules', '.cache', 'chargegate-sea');
 const SENTINEL_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Bump when the steps below change in a way the input hash cannot see. */
-const RECIPE = 2;
+const RECIPE = 3;
 
 /**
  * What each target is built from. `integrity` pins the npm tarball of a Node that is not
@@ -151,6 +156,15 @@ const sqliteRequire = rewrite(
   "'use strict';\nconst __non_webpack_require__ = require('node:module').createRequire(process.execPath);",
 );
 
+// commander loads node:child_process for subcommands that are separate executables, which
+// chargegate has none of; loading it costs every start a few ms. Load it only if ever used.
+const commanderChildProcess = rewrite(
+  'commander-child-process',
+  /[\\/]commander[\\/]lib[\\/]command\.js$/,
+  "const childProcess = require('node:child_process');",
+  "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+);
+
 async function bundle(entry, plugins) {
   const r = await esbuild.build({
     entryPoints: [entry],
@@ -253,8 +267,10 @@ async function main() {
   removeLeftovers();
   const targets = chooseTargets();
 
-  const [main, task, piscinaWorker] = await Promise.all([
-    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire]),
+  const [boot, app, warm, task, piscinaWorker] = await Promise.all([
+    bundle(join(root, 'src', 'runtime', 'boot.ts'), []),
+    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire, commanderChildProcess]),
+    bundle(join(root, 'src', 'runtime', 'warm.ts'), []),
     bundle(join(root, 'workers', 'task.ts'), [sqliteRequire]),
     bundle(join(root, 'node_modules', 'piscina', 'dist', 'worker.js'), []),
   ]);
@@ -267,7 +283,7 @@ async function main() {
   for (const name of targets) {
     const t = TARGETS[name];
     const targetNode = t.npm ? foreignNode(t) : node;
-    await buildTarget(name, t, targetNode, { main, task, piscinaWorker });
+    await buildTarget(name, t, targetNode, { boot, app, warm, task, piscinaWorker });
   }
   // dist/chargegate: the build host's own, so `./dist/chargegate` works where it was built.
   const own = join(dist, 'chargegate-linux-x64');
@@ -295,7 +311,7 @@ async function main() {
 async function buildTarget(name, t, node, bundles) {
   const output = join(dist, `chargegate-${name}`);
   const stampFile = join(dist, `.chargegate-${name}.build.json`);
-  const { main, task, piscinaWorker } = bundles;
+  const { boot, app, warm, task, piscinaWorker } = bundles;
   const addonData = readFileSync(addonOf(name));
   const assets = [
     asset('better_sqlite3.node', hashed('better_sqlite3', '.node', addonData), addonData),
@@ -313,7 +329,9 @@ async function buildTarget(name, t, node, bundles) {
       target: name,
       node: stripped.hash,
       seaOptions,
-      main: sha256(main.code),
+      boot: sha256(boot.code),
+      app: sha256(app.code),
+      warm: sha256(warm.code),
       manifest: sha256(manifestData),
       assets: assets.map((a) => [a.key, sha256(a.data)]),
     }),
@@ -336,13 +354,27 @@ async function buildTarget(name, t, node, bundles) {
       writeFileSync(join(work, a.file), a.data);
       files[a.key] = join(work, a.file);
     }
-    writeFileSync(join(work, 'main.cjs'), main.code);
-    const blob = join(work, 'sea.blob');
-    const config = { main: join(work, 'main.cjs'), output: blob, ...seaOptions, assets: files };
-    writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
+    writeFileSync(join(work, 'boot.cjs'), boot.code);
+    writeFileSync(join(work, 'app.cjs'), app.code);
+    writeFileSync(join(work, 'warm.cjs'), warm.code);
     // NODE_OPTIONS would change the code cache (and is ignored by the binary).
     const env = { ...process.env };
     delete env.NODE_OPTIONS;
+    // The code cache: made by the target's own Node after a warm-up start, then checked
+    // to be accepted by it (a cache V8 refuses would only cost the start its speed).
+    const warmDir = join(work, 'warm');
+    mkdirSync(warmDir);
+    const appCache = join(work, 'app.cache');
+    const unpacked = [files['better_sqlite3.node'], files['task.cjs'], files['piscina-worker.cjs']];
+    const warmArgs = ['make', join(work, 'app.cjs'), appCache, warmDir, ...unpacked];
+    exec(node.bin, [join(work, 'warm.cjs'), ...warmArgs], { cwd: work, env });
+    exec(node.bin, [join(work, 'warm.cjs'), 'check', join(work, 'app.cjs'), appCache], { cwd: work, env });
+    say(`${name}: code cache ${(statSync(appCache).size / 1048576).toFixed(1)} MiB`);
+    files['app.cjs'] = join(work, 'app.cjs');
+    files['app.cache'] = appCache;
+    const blob = join(work, 'sea.blob');
+    const config = { main: join(work, 'boot.cjs'), output: blob, ...seaOptions, assets: files };
+    writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
     // The blob's code cache is V8's for the CPU that made it: the target's own Node makes it.
     exec(node.bin, ['--experimental-sea-config', join(work, 'sea-config.json')], { cwd: work, env });
     say(`${name}: made the SEA blob`);

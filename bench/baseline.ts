@@ -10,7 +10,10 @@ server.route({
   path: '/api/v1/charging-session',
   options: {
     payload: { maxBytes: 16 * 1024, allow: ['application/json'], defaultContentType: 'application/octet-stream' },
-    validate: { payload: sessionSchema, failAction: (_r, h) => h.response({ status: 'invalid' }).code(400).takeover() },
+    validate: {
+      payload: sessionSchema(),
+      failAction: (_r, h) => h.response({ status: 'invalid' }).code(400).takeover(),
+    },
   },
   handler: (_r, h) => {
     const id = randomUUID();

@@ -79,6 +79,8 @@ export async function createApp(opts: AppOptions) {
   const depth = createDepth(store, config.queueMaxSize, { maxPerClient: config.queueMaxPerClient });
   const keyring = createKeyring(db, { required: config.apiKeysRequired, now });
   const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: laneSizes(config).tasksPerThread });
+  // Why the first thread did not start (src/dispatch/pool.ts starts threads with the work).
+  let threadFault: string | null = null;
   const health = createHealth({
     // Writes nothing (an idle service leaves the disk alone); a full disk shows in failed commits.
     probeDb: createProbe(db),
@@ -86,7 +88,7 @@ export async function createApp(opts: AppOptions) {
     fault: () => dbFault,
     freeBytes: () => statfs(dirname(config.dbPath)).then((s) => s.bavail * s.bsize, () => null),
     queue: () => ({ depth: depth.value, max: depth.max }),
-    threads: () => ({ alive: pool.threads.length, configured: config.workers }),
+    threads: () => ({ alive: pool.threads.length, configured: config.workers, error: threadFault }),
     authorizer: () => dispatcher.authorizerBreaker(),
     now,
   });
@@ -164,7 +166,7 @@ export async function createApp(opts: AppOptions) {
     reads: createReads(db),
     log,
     health: {
-      ready: () => ready && dbFault === null,
+      ready: () => ready && dbFault === null && threadFault === null,
       check: () => health.check(),
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
@@ -217,6 +219,14 @@ export async function createApp(opts: AppOptions) {
       dispatcher.start();
       retention.start();
       ready = true;
+      // The first thread starts now, after the listener: requests are accepted (the main
+      // thread's work) while it loads, and decisions begin once it answers. A thread that
+      // cannot start makes /health DOWN and /health/ready 503.
+      pool.run(null, { name: 'ping' }).catch((err: unknown) => {
+        if (stopping) return;
+        threadFault = `a worker thread cannot start: ${err instanceof Error ? err.message : String(err)}`;
+        log.error({ err: threadFault }, 'worker thread failed to start');
+      });
       const { address, port } = server.info;
       log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value, tls: tls !== undefined }, 'listening');
       if (reachableFromOthers(config.host) && !keyring.required()) {

@@ -17,8 +17,9 @@ function files(dir: string): string[] {
 function localImports(file: string): string[] {
   const text = readFileSync(join(ROOT, file), 'utf8');
   const out: string[] = [];
-  for (const m of text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]/g)) {
-    out.push(relative(ROOT, resolve(ROOT, dirname(file), m[1]!)));
+  // Static imports and lazy ones (`await import('./x.ts')`, which the bundle keeps inline).
+  for (const m of text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) {
+    out.push(relative(ROOT, resolve(ROOT, dirname(file), (m[1] ?? m[2])!)));
   }
   return out;
 }

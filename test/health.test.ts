@@ -77,6 +77,16 @@ describe('database health without writing', () => {
     fault = 'x-wal was deleted';
     assert.equal((await db()).error, 'x-wal was deleted');
   });
+
+  it('workers: UP with no thread alive (threads start with the work), DOWN when one could not start', async () => {
+    let threads: { alive: number; configured: number; error?: string | null } = { alive: 0, configured: 2, error: null };
+    const health = createHealth({ probeDb: () => undefined, queue: () => ({ depth: 0, max: 10 }), threads: () => threads });
+    assert.deepEqual((await health.check()).components.workers, { status: 'UP', alive: 0, configured: 2 });
+    assert.equal((await health.check()).status, 'UP');
+    threads = { alive: 0, configured: 2, error: 'a worker thread cannot start: ENOENT' };
+    assert.deepEqual((await health.check()).components.workers, { status: 'DOWN', alive: 0, configured: 2, error: 'a worker thread cannot start: ENOENT' });
+    assert.equal((await health.check()).status, 'DOWN');
+  });
 });
 
 describe('committer after close', () => {

@@ -3,3 +3,8 @@
 export { authorize } from './authorize.ts';
 export { decide } from './decide.ts';
 export { deliver } from './deliver.ts';
+
+/** The pool's start check (src/app.ts): answering proves a thread starts and loads this file. */
+export function ping(): true {
+  return true;
+}

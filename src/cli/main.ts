@@ -10,8 +10,6 @@ import { refuseNewer, schemaVersion } from '../queue/migrate.ts';
 import { SCHEMA_VERSION } from '../queue/schema.ts';
 import { prepareForCommand } from '../queue/instance.ts';
 import { runtimePaths } from '../runtime/paths.ts';
-import { serve } from '../runtime/serve.ts';
-import { apiDocument } from '../http/server.ts';
 import { aclAdd, aclList, aclRemove, checkExpiry, checkSince, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
 import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
@@ -145,7 +143,11 @@ export function buildProgram(io: CliIo, version: string): Command {
       const given = opts[key];
       if (given !== undefined) flags[v.env] = String(given);
     }
-    await serve(loadConfig(io.env, flags), version);
+    const config = loadConfig(io.env, flags);
+    // Loaded here, not with the CLI: the service's modules (Hapi, joi, pino, piscina,
+    // prom-client) are most of the bundle, and no other command needs them.
+    const { serve } = await import('../runtime/serve.ts');
+    await serve(config, version);
   });
 
   const dbOption = () => new Option('--db <path>', 'SQLite file (default: $DB_PATH or ./data/chargegate.db)');
@@ -398,8 +400,9 @@ export function buildProgram(io: CliIo, version: string): Command {
   program
     .command('openapi')
     .description('print the OpenAPI 3.1 description of the HTTP API (the document GET /openapi.json serves)')
-    .action(() => {
-      io.out(`${JSON.stringify(apiDocument(version), null, 2)}\n`);
+    .action(async () => {
+      const { apiDocument } = await import('../http/server.ts');
+      io.out(`${JSON.stringify(await apiDocument(version), null, 2)}\n`);
     });
 
   for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands, ...keys.commands]) {

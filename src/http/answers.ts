@@ -2,8 +2,9 @@ import Joi from 'joi';
 import { ERRORS } from '../core/errors.ts';
 import { TOKEN_TYPES } from '../core/validate.ts';
 
-// The shapes of the API's answers and of the callback, as joi schemas. The routes carry
-// them in their OpenAPI notes (src/http/openapi.ts turns them into JSON Schema); the tests
+// The shapes of the API's answers and of the callback, as joi schemas. The routes name
+// them in their OpenAPI notes (src/http/openapi.ts turns them into JSON Schema, and loads
+// this file with it: nothing here is needed to serve a request); the tests
 // check every answer the server really sends against the published document, so a
 // change to an answer that is not made here fails there.
 

@@ -1,7 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { ServerRoute } from '@hapi/hapi';
-import { healthAnswer, probeAnswer } from './answers.ts';
-import { errorDoc, type RouteDoc } from './openapi.ts';
+import { errorDoc, type RouteDoc } from './routedoc.ts';
 import { bearerToken } from './auth.ts';
 import { errorReply } from './reply.ts';
 
@@ -38,8 +37,8 @@ export function healthRoutes(src: HealthSource, opts: { metricsToken: string | n
         summary: 'Health of the service and its parts',
         description: 'DOWN when the database or the worker threads are; DEGRADED when any part is; the rules are in the README.',
         answers: {
-          200: { description: 'UP or DEGRADED', schema: healthAnswer },
-          503: { description: 'DOWN', schema: healthAnswer },
+          200: { description: 'UP or DEGRADED', schema: 'healthAnswer' },
+          503: { description: 'DOWN', schema: 'healthAnswer' },
         },
       }),
       handler: async (_req, h) => {
@@ -53,7 +52,7 @@ export function healthRoutes(src: HealthSource, opts: { metricsToken: string | n
       options: ops({
         operationId: 'getLiveness',
         summary: 'Liveness for process supervisors: the process answers',
-        answers: { 200: { description: 'alive', schema: probeAnswer } },
+        answers: { 200: { description: 'alive', schema: 'probeAnswer' } },
       }),
       handler: () => ({ status: 'UP' }),
     },
@@ -64,8 +63,8 @@ export function healthRoutes(src: HealthSource, opts: { metricsToken: string | n
         operationId: 'getReadiness',
         summary: 'Readiness for process supervisors and load balancers',
         answers: {
-          200: { description: 'started, and the database is usable', schema: probeAnswer },
-          503: { description: 'starting, stopping, or the database is not usable', schema: probeAnswer },
+          200: { description: 'started, and the database is usable', schema: 'probeAnswer' },
+          503: { description: 'starting, stopping, or the database is not usable', schema: 'probeAnswer' },
         },
       }),
       handler: (_req, h) => (src.ready() ? { status: 'UP' } : h.response({ status: 'DOWN' }).code(503)),

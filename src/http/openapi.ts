@@ -1,64 +1,14 @@
 import type { ServerRoute } from '@hapi/hapi';
 import type Joi from 'joi';
 import joiToJson from 'joi-to-json';
-import { callbackBody, errorAnswer } from './answers.ts';
+import * as answers from './answers.ts';
+import type { HeaderDoc, RouteDoc } from './routedoc.ts';
 
 // The OpenAPI 3.1 description of the API (GET /openapi.json, `chargegate openapi`), made
 // from Hapi's route table: every route carries its notes in `options.plugins.openapi`,
 // with the very joi schema it validates its input with and the joi schemas of its
 // answers. Nothing is kept by hand beside the routes, so the document cannot drift from
 // them; test/http/openapi.test.ts holds every real answer against it.
-
-/** A request or response header, as documented. */
-export interface HeaderDoc {
-  description: string;
-  required?: boolean;
-  schema?: Record<string, unknown>;
-}
-
-export interface AnswerDoc {
-  description: string;
-  /** The body's shape; for JSON answers a joi schema, turned into JSON Schema. */
-  schema?: Joi.Schema;
-  /** Default application/json. */
-  contentType?: string;
-  /** A JSON Schema for non-JSON bodies (text/plain). */
-  rawSchema?: Record<string, unknown>;
-  headers?: Record<string, HeaderDoc>;
-}
-
-/** What a route says about itself (options.plugins.openapi). */
-export interface RouteDoc {
-  operationId: string;
-  summary: string;
-  description?: string;
-  tags: string[];
-  /** The body, with the schema the route validates it with. */
-  body?: { schema: Joi.Schema; name: string; description?: string };
-  /** Path parameters by name. */
-  params?: Record<string, { description: string; schema: Record<string, unknown> }>;
-  /** Request headers by name. */
-  headers?: Record<string, HeaderDoc>;
-  /** Every answer the route gives, by status code. */
-  answers: Record<number, AnswerDoc>;
-}
-
-declare module '@hapi/hapi' {
-  interface PluginSpecificConfiguration {
-    openapi?: RouteDoc;
-  }
-}
-
-/** Error answers shared by every route with a body (Hapi's and Node's own refusals). */
-export const errorDoc = (description: string, headers?: Record<string, HeaderDoc>): AnswerDoc => ({
-  description,
-  schema: errorAnswer,
-  ...(headers ? { headers } : {}),
-});
-
-/** The 401 of a route behind API keys (SPEC "Who may call"). */
-export const unauthorizedDoc = (description = 'API keys are in use and the key is missing, unknown, revoked or expired (status `unauthorized`; the same answer whatever was wrong)') =>
-  errorDoc(description, { 'WWW-Authenticate': { description: '`Bearer realm="chargegate"`', required: true } });
 
 /** A route of Hapi's table (server.table()) or of a route list: enough to document it. */
 export interface DocumentedRoute {
@@ -131,7 +81,7 @@ function operation(doc: RouteDoc, components: Record<string, unknown>) {
   const responses: Record<string, unknown> = {};
   for (const [status, a] of Object.entries(doc.answers)) {
     const type = a.contentType ?? 'application/json';
-    const schema = a.schema ? schemaOf(a.schema, components) : a.rawSchema;
+    const schema = a.schema ? schemaOf(answers[a.schema], components) : a.rawSchema;
     const headers = headersOf(a.headers);
     responses[status] = {
       description: a.description,
@@ -167,7 +117,7 @@ export function openApiDocument(routes: readonly DocumentedRoute[], version: str
     if (!doc) continue;
     (paths[r.path] ??= {})[r.method.toLowerCase()] = operation(doc, schemas);
   }
-  schemaOf(callbackBody, schemas);
+  schemaOf(answers.callbackBody, schemas);
   return {
     openapi: '3.1.0',
     info: {

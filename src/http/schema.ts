@@ -65,8 +65,9 @@ export const createSessionSchema = (policy: UrlPolicy) => Joi.object({
   })
   .prefs({ abortEarly: false, convert: false, errors: { wrap: { label: false } } });
 
-/** The schema with no allow-list (link-local and metadata targets are still refused). */
-export const sessionSchema = createSessionSchema(compilePolicy(null));
+/** The schema with no allow-list (link-local and metadata targets are still refused); made
+ * on call, not at load: the service builds its own under its policy (src/http/session.ts). */
+export const sessionSchema = () => createSessionSchema(compilePolicy(null));
 
 export type SessionBody = Body;
 

@@ -9,7 +9,6 @@ import { registerAuth, type KeyCheck } from './auth.ts';
 import { codeForStatus, errorBody } from './reply.ts';
 import { sessionRoutes } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
-import { openApiDocument } from './openapi.ts';
 import { statusRoutes, type RequestLookup } from './status.ts';
 
 export interface ServerDeps {
@@ -149,7 +148,9 @@ function openApiRoute(version: string): Hapi.ServerRoute {
         },
       },
     },
-    handler: (request, h) => {
+    handler: async (request, h) => {
+      // joi-to-json and lodash load with the first request for it, not with every start.
+      const { openApiDocument } = await import('./openapi.ts');
       document ??= openApiDocument(request.server.table(), version);
       return h.response(document);
     },
@@ -160,7 +161,11 @@ function openApiRoute(version: string): Hapi.ServerRoute {
  * The OpenAPI document without a running service (`chargegate openapi`): the same routes
  * registered on a server that never starts, so it is the document GET /openapi.json serves.
  */
-export function apiDocument(version: string, allowedHosts: string[] | null = null): Record<string, unknown> {
+export async function apiDocument(
+  version: string,
+  allowedHosts: string[] | null = null,
+): Promise<Record<string, unknown>> {
+  const { openApiDocument } = await import('./openapi.ts');
   const unused = {} as never;
   const server = createServer({ host: '127.0.0.1', port: 0, intake: unused, policy: compilePolicy(allowedHosts), reads: unused, health: unused, log: unused, version });
   return openApiDocument(server.table(), version);

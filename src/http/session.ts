@@ -6,8 +6,7 @@ import { AUTH_STRATEGY, type Credentials } from './auth.ts';
 import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import { parseBody } from './body.ts';
-import { acceptedAnswer } from './answers.ts';
-import { errorDoc, unauthorizedDoc, type RouteDoc } from './openapi.ts';
+import { errorDoc, unauthorizedDoc, type RouteDoc } from './routedoc.ts';
 import { createSessionSchema, fieldErrors, type FieldError, type SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';
@@ -52,7 +51,7 @@ function sessionDoc(schema: Joi.Schema): RouteDoc {
     answers: {
       202: {
         description: 'accepted and stored durably',
-        schema: acceptedAnswer,
+        schema: 'acceptedAnswer',
         headers: {
           Location: { description: '/api/v1/charging-session/{request_id}', required: true },
           'Idempotent-Replayed': { description: '`true` when this is the first answer to an earlier request with the same Idempotency-Key' },

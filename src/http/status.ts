@@ -1,8 +1,7 @@
 import type { ServerRoute } from '@hapi/hapi';
 import type { RequestView } from '../core/types.ts';
 import { UUID_RE } from '../core/validate.ts';
-import { requestAnswer } from './answers.ts';
-import { errorDoc, unauthorizedDoc } from './openapi.ts';
+import { errorDoc, unauthorizedDoc } from './routedoc.ts';
 import { AUTH_STRATEGY, type Credentials } from './auth.ts';
 import { errorReply } from './reply.ts';
 
@@ -25,7 +24,7 @@ export function statusRoutes(reads: RequestLookup): ServerRoute[] {
             tags: ['sessions'],
             params: { request_id: { description: 'from the 202 answer or its Location header', schema: { type: 'string', format: 'uuid' } } },
             answers: {
-              200: { description: 'the request', schema: requestAnswer, headers: { 'Cache-Control': { description: '`no-store`', required: true } } },
+              200: { description: 'the request', schema: 'requestAnswer', headers: { 'Cache-Control': { description: '`no-store`', required: true } } },
               400: errorDoc('request_id is not a UUID'),
               401: unauthorizedDoc(),
               404: errorDoc('no such request, or (with API keys) another client\'s (status `not_found`)'),

@@ -6,7 +6,8 @@ import type { AttemptRecord } from '../queue/store.ts';
 //   error and none has succeeded since, or the WAL or the instance lock file was lost under
 //   the service; else UP. Checking writes nothing: an idle service leaves the disk alone.
 // - queue: DEGRADED at or above 90% of QUEUE_MAX_SIZE (new requests about to get 503), else UP.
-// - workers: DOWN with no thread alive, DEGRADED with fewer than configured, else UP.
+// - workers: DOWN when a thread could not start, else UP. Threads start with the work and
+//   end when idle (src/dispatch/pool.ts): how many are alive (0 to WORKERS) is reported, not judged.
 // - authorizer (only with AUTHORIZER_URL): DEGRADED while its circuit breaker is open or
 //   half-open (decisions come from the offline rules).
 // - callbacks: DEGRADED when, over the last 5 minutes, at least 20 attempts were made and
@@ -25,7 +26,7 @@ export interface HealthDeps {
   /** Free bytes where the database lives (reported, not judged: the WAL may still have room), or null. */
   freeBytes?: () => Promise<number | null>;
   queue(): { depth: number; max: number };
-  threads(): { alive: number; configured: number };
+  threads(): { alive: number; configured: number; error?: string | null };
   /** The upstream authorizer's breaker; null when no upstream is configured. */
   authorizer?: () => { state: 'closed' | 'open' | 'half_open'; opened: number } | null;
   now?: () => number;
@@ -77,7 +78,8 @@ export function createHealth(deps: HealthDeps) {
       const q = deps.queue();
       const queue = { status: (q.depth >= q.max * 0.9 ? 'DEGRADED' : 'UP') as Level, depth: q.depth, max: q.max };
       const th = deps.threads();
-      const workers = { status: (th.alive === 0 ? 'DOWN' : th.alive < th.configured ? 'DEGRADED' : 'UP') as Level, ...th };
+      const { error, ...counts } = th;
+      const workers = error ? { status: 'DOWN' as Level, ...counts, error } : { status: 'UP' as Level, ...counts };
       const since = now() - WINDOW_MS;
       let attempts = 0;
       let delivered = 0;

@@ -11,9 +11,9 @@ import { fsReason, makeDirs } from '../core/fsutil.ts';
 import { setRuntimePaths, type RuntimePaths } from './paths.ts';
 import { processIo } from './stdio.ts';
 
-// The single executable's entry (bundled by build.mjs). The binary carries the
-// better-sqlite3 addon and the worker bundles as SEA assets; a thread or dlopen needs a
-// real file, so they are unpacked once into a cache folder, under names that carry their
+// The single executable's program (bundled by build.mjs, loaded by src/runtime/boot.ts). The
+// binary carries the better-sqlite3 addon and the worker bundles as SEA assets; a thread or
+// dlopen needs a real file, so they are unpacked once into a cache folder, under names that carry their
 // content hash, and reused by every later start of the same build.
 
 /** One unpacked file, as build.mjs describes it in the `manifest.json` asset. */
@@ -126,7 +126,8 @@ export function unpackAll(candidates: readonly Candidate[], deps: UnpackDeps): R
   );
 }
 
-function main(): void {
+/** The executable's start, called by src/runtime/boot.ts once the bundle is loaded. */
+export function main(): void {
   const argv = process.argv.slice(2);
   const manifest = JSON.parse(sea.getAsset(MANIFEST_ASSET, 'utf8')) as Manifest;
   // The injected script's own require reaches built-in modules only.
@@ -140,4 +141,11 @@ function main(): void {
   });
 }
 
-if (sea.isSea()) main();
+/**
+ * Build time only (src/runtime/warm.ts): the same start with the files given, not unpacked,
+ * so V8 compiles what a real start compiles before build.mjs takes the code cache.
+ */
+export function warm(paths: Required<RuntimePaths>, argv: string[], env: Record<string, string>): Promise<number> {
+  setRuntimePaths(paths);
+  return runCli(argv, { env, out: () => undefined, err: (s) => void process.stderr.write(s) }, pkg.version);
+}

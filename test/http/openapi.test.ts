@@ -80,7 +80,7 @@ const body = (over: Record<string, unknown> = {}) => JSON.stringify({ station_id
 
 describe('OpenAPI document', () => {
   it('is valid OpenAPI 3.1, the same from the API and the CLI, and documents every route', async (t) => {
-    const doc = apiDocument('9.9.9') as Doc;
+    const doc = (await apiDocument('9.9.9')) as Doc;
     const validator = new Validator();
     const result = await validator.validate(doc);
     assert.deepEqual(result, { valid: true });
@@ -108,7 +108,7 @@ describe('OpenAPI document', () => {
   });
 
   it('tells the truth: every documented answer, as the server sends it for a sample request', async (t) => {
-    const doc = apiDocument('9.9.9') as Doc;
+    const doc = (await apiDocument('9.9.9')) as Doc;
     const check = checker(doc);
     const rx = await startReceiver();
     t.after(rx.close);
@@ -207,7 +207,7 @@ describe('OpenAPI document', () => {
   });
 
   it('the webhook entry describes the callback the service really sends, signature included', async (t) => {
-    const doc = apiDocument('9.9.9') as Doc;
+    const doc = (await apiDocument('9.9.9')) as Doc;
     const check = checker(doc);
     const rx = await startReceiver();
     t.after(rx.close);

@@ -41,5 +41,7 @@ export function printTable(s: R): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   console.log(`(load: ${s.method.tool}; ${s.method.pinned ? `server CPU ${s.method.pinned.server}, load CPU ${s.method.pinned.load}` : 'unpinned'};` +
-    ` ${s.method.rounds} rounds of ${s.method.seconds} s; peer: ${s.peer_left_out ?? 'BullMQ, appendfsync always'})`);
+    ` nice ${s.method.nice}; ${s.method.rounds} rounds of ${s.method.seconds} s; peer: ${s.peer_left_out ?? 'BullMQ, appendfsync always'})`);
+  const f = s.timer_floor_ms as R | undefined;
+  if (f) console.log(`(box floor: a 1 ms timer fired late by p99/max ${f.server?.p99}/${f.server?.max} ms on the server core, ${f.load?.p99}/${f.load?.max} ms on the load core)`);
 }

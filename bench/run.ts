@@ -6,7 +6,8 @@
 // Knobs: BENCH_SECONDS (10, per measured load), BENCH_ROUNDS (3), BENCH_DRAIN (100000),
 // BENCH_STARTS (5 starts per contestant), BENCH_CONNECTIONS ("100,1000"), BENCH_RATES
 // ("500,2000"), BENCH_PEER=0 (leave the peer out), BENCH_TOOL=autocannon (even with wrk),
-// BENCH_OUT (results path), BENCH_CG_ENV (JSON: extra settings for chargegate, for tuning runs).
+// BENCH_OUT (results path), BENCH_CG_ENV (JSON: extra settings for chargegate, for tuning runs),
+// BENCH_NICE (-10: the priority of contestants and load when root; 0 leaves it alone).
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ import { openDb } from '../src/queue/db.ts';
 import { migrate } from '../src/queue/migrate.ts';
 import { createStore } from '../src/queue/store.ts';
 import { BIN, freshDb, peerReady, ROOT, startContestant, startRedis, STATION, TOKEN, type Name } from './contestants.ts';
-import { cores, median, output, pinned, pinSelf, sleep, start, type Child } from './lib.ts';
+import { cores, median, niceness, output, pinned, pinSelf, sleep, start, timerFloor, type Child } from './lib.ts';
 import { printTable } from './report.ts';
 import { loadTool, saturate } from './saturate.ts';
 
@@ -41,7 +42,7 @@ const order = (r: number): Name[] => NAMES.map((_, i) => NAMES[(i + r) % NAMES.l
 
 const results: Record<string, any> = {
   when: new Date().toISOString(),
-  method: { seconds: SECONDS, rounds: ROUNDS, warmup_s: WARMUP, tool: loadTool, pinned: cores, contestants: NAMES, chargegate_env: CG_ENV },
+  method: { seconds: SECONDS, rounds: ROUNDS, warmup_s: WARMUP, tool: loadTool, pinned: cores, nice: niceness, contestants: NAMES, chargegate_env: CG_ENV },
   peer_left_out: peerWhy,
 };
 
@@ -182,7 +183,9 @@ async function drainPhase(name: 'chargegate' | 'peer') {
 }
 
 try {
-  log(`${BIN}; load: ${loadTool}; pinned: ${cores ? `server CPU ${cores.server}, load CPU ${cores.load}` : 'no (taskset missing or 1 CPU)'}`);
+  log(`${BIN}; load: ${loadTool}; pinned: ${cores ? `server CPU ${cores.server}, load CPU ${cores.load}` : 'no (taskset missing or 1 CPU)'}; nice ${niceness}`);
+  results.timer_floor_ms = await timerFloor(Math.min(5000, SECONDS * 500));
+  log(`box: a 1 ms timer fires late by p99/max ${JSON.stringify(results.timer_floor_ms)} ms`);
   results.startup = await startupPhase();
   results.saturation = {};
   for (const n of CONNECTIONS) results.saturation[n] = await saturationPhase(n);

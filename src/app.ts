@@ -75,6 +75,8 @@ export async function createApp(opts: AppOptions) {
       writes.committed(changes);
     },
     onError: (err) => writes.failed(err),
+    // The commits' fsync runs off the event loop (see createCommitter).
+    walPath: `${config.dbPath}-wal`,
   });
   const depth = createDepth(store, config.queueMaxSize, { maxPerClient: config.queueMaxPerClient });
   const keyring = createKeyring(db, { required: config.apiKeysRequired, now });

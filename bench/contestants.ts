@@ -34,6 +34,8 @@ export interface StartOptions {
   noWorker?: boolean;
   /** peer: reuse this redis (the drain phase), else a fresh one. */
   redis?: Redis;
+  /** chargegate: another build of the executable (bench/tail.ts compares builds). */
+  bin?: string;
 }
 
 function running(c: Child, extra: number[], stopAll: () => Promise<void>): Running {
@@ -54,7 +56,9 @@ export function freshDb(work: string, name: string): string {
 
 async function chargegate(work: string, o: StartOptions): Promise<Running> {
   const db = o.db ?? freshDb(work, 'cg');
-  const [cmd, args] = pinned('server', BIN, ['serve']);
+  // BENCH_CG_CMD (a JSON array) runs chargegate another way, e.g. from source with bench/probe.ts.
+  const alt = process.env.BENCH_CG_CMD ? (JSON.parse(process.env.BENCH_CG_CMD) as string[]) : null;
+  const [cmd, args] = alt ? pinned('server', alt[0]!, alt.slice(1)) : pinned('server', o.bin ?? BIN, ['serve']);
   const c = await start(cmd, args, { ...chargegateEnv(work), HOST: '127.0.0.1', PORT: '0', DB_PATH: db, LOG_LEVEL: 'info', ...o.env });
   return running(c, [], async () => {
     await c.stop();

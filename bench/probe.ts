@@ -4,9 +4,10 @@
 //   node --import ./bench/probe.ts bin/chargegate.ts serve
 //
 // In every thread (main and workers): the event loop's delay histogram at 1 ms resolution
-// and the GC pauses this thread saw (PerformanceObserver 'gc'). Printed as one JSON line per
+// and the GC pauses this thread saw (PerformanceObserver 'gc'), its peak V8 heap. Printed as one JSON line per
 // thread on stderr when the thread ends (`probe {...}`). Not part of the product.
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { isMainThread, threadId } from 'node:worker_threads';
 
 const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -17,6 +18,14 @@ const obs = new PerformanceObserver((list) => {
 });
 obs.observe({ entryTypes: ['gc'] });
 const t0 = performance.now();
+// The largest V8 heap (committed) and external memory this thread had, sampled every 200 ms.
+let heapPeak = 0;
+let externalPeak = 0;
+setInterval(() => {
+  const h = getHeapStatistics();
+  heapPeak = Math.max(heapPeak, h.total_heap_size);
+  externalPeak = Math.max(externalPeak, h.external_memory);
+}, 200).unref();
 
 function report(): void {
   const ms = (ns: number) => Math.round(ns / 1e4) / 100;
@@ -25,6 +34,8 @@ function report(): void {
     thread: isMainThread ? 'main' : `worker ${threadId}`,
     seconds: Math.round(performance.now() - t0) / 1000,
     loop_delay_ms: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), p999: ms(delay.percentile(99.9)), max: ms(delay.max) },
+    heap_peak_mib: Math.round(heapPeak / 1048576),
+    external_peak_mib: Math.round(externalPeak / 1048576),
     gc: {
       count: gc.length,
       total_ms: Math.round(gc.reduce((a, b) => a + b, 0)),

@@ -27,8 +27,10 @@ export function printTable(s: R): void {
   }
   const d = s.drain as R;
   const bare100 = s.saturation?.['100']?.bare?.median?.rps2xx;
-  rows.push([`drain ${d.chargegate.requests} queued, req/s`, num(d.chargegate.per_s), '', num(d.peer?.per_s), ratio(d.chargegate.per_s, bare100), ratio(d.chargegate.per_s, d.peer?.per_s),
-    'cg/bare accept@100 ≥ 2']);
+  if (d.chargegate) {
+    rows.push([`drain ${d.chargegate.requests} queued, req/s`, num(d.chargegate.per_s), '', num(d.peer?.per_s), ratio(d.chargegate.per_s, bare100),
+      ratio(d.chargegate.per_s, d.peer?.per_s), 'cg/bare accept@100 ≥ 2']);
+  }
   const st = s.startup as R;
   rows.push(['start to listening ms', num(st.chargegate?.ready_ms), num(st.bare?.ready_ms), num(st.peer?.ready_ms), '', '', '']);
   rows.push(['RSS idle MiB', num(st.chargegate?.rss_idle_mib), num(st.bare?.rss_idle_mib), num(st.peer?.rss_idle_mib), '', '', '']);

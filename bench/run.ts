@@ -7,7 +7,7 @@
 // BENCH_STARTS (5 starts per contestant), BENCH_CONNECTIONS ("100,1000"), BENCH_RATES
 // ("500,2000"), BENCH_PEER=0 (leave the peer out), BENCH_TOOL=autocannon (even with wrk),
 // BENCH_OUT (results path), BENCH_CG_ENV (JSON: extra settings for chargegate, for tuning runs),
-// BENCH_NICE (-10: the priority of contestants and load when root; 0 leaves it alone).
+// BENCH_PHASES ("start,saturation,open,drain"), BENCH_NICE (-10: the priority of contestants and load when root; 0 leaves it alone).
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,7 @@ const STARTS = Number(process.env.BENCH_STARTS ?? 5);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '100,1000').split(',').map(Number);
 const RATES = (process.env.BENCH_RATES ?? '500,2000').split(',').map(Number);
 const OUT = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results.json');
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'start,saturation,open,drain').split(','));
 const CG_ENV = JSON.parse(process.env.BENCH_CG_ENV ?? '{}') as Record<string, string>;
 const WARMUP = Math.min(2, SECONDS);
 
@@ -186,13 +187,14 @@ try {
   log(`${BIN}; load: ${loadTool}; pinned: ${cores ? `server CPU ${cores.server}, load CPU ${cores.load}` : 'no (taskset missing or 1 CPU)'}; nice ${niceness}`);
   results.timer_floor_ms = await timerFloor(Math.min(5000, SECONDS * 500));
   log(`box: a 1 ms timer fires late by p99/max ${JSON.stringify(results.timer_floor_ms)} ms`);
-  results.startup = await startupPhase();
+  results.startup = PHASES.has('start') ? await startupPhase() : {};
   results.saturation = {};
-  for (const n of CONNECTIONS) results.saturation[n] = await saturationPhase(n);
+  if (PHASES.has('saturation')) for (const n of CONNECTIONS) results.saturation[n] = await saturationPhase(n);
   results.open_loop = {};
-  for (const rate of RATES) results.open_loop[rate] = await openLoopPhase(rate);
-  results.drain = { chargegate: await drainPhase('chargegate') };
-  if (NAMES.includes('peer')) results.drain.peer = await drainPhase('peer');
+  if (PHASES.has('open')) for (const rate of RATES) results.open_loop[rate] = await openLoopPhase(rate);
+  results.drain = {};
+  if (PHASES.has('drain')) results.drain.chargegate = await drainPhase('chargegate');
+  if (PHASES.has('drain') && NAMES.includes('peer')) results.drain.peer = await drainPhase('peer');
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

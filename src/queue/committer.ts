@@ -1,4 +1,4 @@
-import { fsync, fsyncSync, openSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, openSync } from 'node:fs';
 import type { Db } from './db.ts';
 
 // Group commit: every write of one event-loop turn (accepts, decisions, attempts, claims)
@@ -62,6 +62,19 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
   let syncing = false;
   // Settlers of groups committed but not yet covered by an fsync.
   let unsynced: Array<(err: unknown) => void> = [];
+  // Set by the shutdown flush: the WAL's descriptor is closed once no fsync uses it (an open
+  // descriptor would keep the file SQLite deletes on close allocated until the process ends).
+  let closing = false;
+
+  function closeWal(): void {
+    if (walFd === null) return;
+    try {
+      closeSync(walFd);
+    } catch {
+      // already gone: nothing holds the file any more
+    }
+    walFd = null;
+  }
 
   function syncWal(): void {
     syncing = true;
@@ -80,6 +93,7 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
       syncing = false;
       for (const settle of groups) settle(err);
       if (unsynced.length > 0) syncWal();
+      else if (closing) closeWal();
     });
   }
 
@@ -144,16 +158,20 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
   /** Shutdown: what was committed is fsync'd before the process goes. */
   function flushAll(): void {
     flush();
-    if (!walPath || (unsynced.length === 0 && !syncing)) return;
-    let err: unknown = null;
-    try {
-      fsyncSync(walFd ??= openSync(walPath, 'r'));
-    } catch (e) {
-      err = e;
+    if (!walPath) return;
+    closing = true;
+    if (unsynced.length > 0 || syncing) {
+      let err: unknown = null;
+      try {
+        fsyncSync(walFd ??= openSync(walPath, 'r'));
+      } catch (e) {
+        err = e;
+      }
+      const groups = unsynced;
+      unsynced = [];
+      for (const settle of groups) settle(err);
     }
-    const groups = unsynced;
-    unsynced = [];
-    for (const settle of groups) settle(err);
+    if (!syncing) closeWal();
   }
 
   return {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -126,11 +127,24 @@ describe('group commit with the WAL fsync off the event loop (walPath)', () => {
     assert.equal(errors.length, 1);
   });
 
-  it('flush() at shutdown commits and syncs what is pending and settles it', async (t) => {
-    const { insert, committer } = setupWal(t);
-    const p = committer.run(() => insert.run('a').changes);
+  it('flush() at shutdown commits and syncs what is pending, settles it and lets go of the WAL', async (t) => {
+    const { path, insert, committer } = setupWal(t);
+    // Descriptors of this process open on the WAL: SQLite's own, and the committer's.
+    const walFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === `${path}-wal`;
+      } catch {
+        return false;
+      }
+    }).length;
+    await committer.run(() => insert.run('a'));
+    assert.equal(walFds(), 2);
+    const p = committer.run(() => insert.run('b').changes);
     committer.flush();
     assert.equal(committer.pending, 0);
     assert.equal(await p, 1);
+    // An fsync still under way closes it when it is done.
+    for (const end = Date.now() + 5000; walFds() > 1 && Date.now() < end; ) await new Promise((r) => setImmediate(r));
+    assert.equal(walFds(), 1, 'only SQLite keeps the WAL open');
   });
 });

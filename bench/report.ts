@@ -5,24 +5,46 @@ type R = Record<string, any>;
 
 const num = (x: unknown, d = 0) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '-');
 const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? (a / b).toFixed(2) : '-');
+
+/**
+ * The median over rounds of a's figure divided by b's in the same round. Contestants of one
+ * round ran minutes apart at most, so on a shared box whose load drifts this pairs like with
+ * like better than a ratio of the two medians.
+ */
+export function paired(ph: R, a: string, b: string, key: string): number | null {
+  const xs: number[] = [];
+  const ra = (ph[a]?.rounds ?? []) as R[];
+  const rb = (ph[b]?.rounds ?? []) as R[];
+  for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+    const [x, y] = [ra[i]![key], rb[i]![key]];
+    if (typeof x === 'number' && typeof y === 'number' && y > 0) xs.push(x / y);
+  }
+  xs.sort((p, q) => p - q);
+  return xs.length ? xs[Math.floor(xs.length / 2)]! : null;
+}
+const pr = (ph: R, a: string, b: string, key: string) => num(paired(ph, a, b, key), 2);
 const triple = (m: R | undefined, k: string) => (m ? `${num(m[`${k}_p50`], 1)}/${num(m[`${k}_p99`], 1)}/${num(m[`${k}_max`], 0)}` : '-');
 
 export function printTable(s: R): void {
+  // Figures: medians over rounds. Ratios: medians of the per-round ratios (paired), except the
+  // drain's, which divides by bare's median accept rate.
   const rows: string[][] = [['figure (median of rounds)', 'chargegate', 'bare', 'peer', 'cg/bare', 'cg/peer', 'target']];
   for (const [conns, ph] of Object.entries(s.saturation as R)) {
     const m = (n: string) => ph[n]?.median as R | undefined;
     const [c, b, p] = [m('chargegate'), m('bare'), m('peer')];
     const t = conns === '100' ? 'cg/bare ≥ 1.0, cg/peer ≥ 2.7' : '';
-    rows.push([`accepted req/s @${conns} conns`, num(c?.rps2xx), num(b?.rps2xx), num(p?.rps2xx), ratio(c?.rps2xx, b?.rps2xx), ratio(c?.rps2xx, p?.rps2xx), t]);
+    rows.push([`accepted req/s @${conns} conns`, num(c?.rps2xx), num(b?.rps2xx), num(p?.rps2xx), pr(ph, 'chargegate', 'bare', 'rps2xx'),
+      pr(ph, 'chargegate', 'peer', 'rps2xx'), t]);
     rows.push([`accept p50/p99/max ms @${conns}`, `${num(c?.p50, 1)}/${num(c?.p99, 1)}/${num(c?.max)}`, `${num(b?.p50, 1)}/${num(b?.p99, 1)}/${num(b?.max)}`,
-      `${num(p?.p50, 1)}/${num(p?.p99, 1)}/${num(p?.max)}`, ratio(c?.p99, b?.p99), ratio(c?.p99, p?.p99), 'p99 cg/bare ≤ 1.5']);
-    rows.push([`callbacks/s during @${conns}`, num(c?.callbacks_per_s), 'none', num(p?.callbacks_per_s), '', ratio(c?.callbacks_per_s, p?.callbacks_per_s), '']);
+      `${num(p?.p50, 1)}/${num(p?.p99, 1)}/${num(p?.max)}`, pr(ph, 'chargegate', 'bare', 'p99'), pr(ph, 'chargegate', 'peer', 'p99'), 'p99 cg/bare ≤ 1.5']);
+    rows.push([`callbacks/s during @${conns}`, num(c?.callbacks_per_s), 'none', num(p?.callbacks_per_s), '', pr(ph, 'chargegate', 'peer', 'callbacks_per_s'), '']);
   }
   for (const [rate, ph] of Object.entries(s.open_loop as R)) {
     const m = (n: string) => ph[n]?.median as R | undefined;
     const [c, b, p] = [m('chargegate'), m('bare'), m('peer')];
-    rows.push([`open ${rate}/s accept p50/p99/max ms`, triple(c, 'accept'), triple(b, 'accept'), triple(p, 'accept'), ratio(c?.accept_p99, b?.accept_p99), ratio(c?.accept_p99, p?.accept_p99), '']);
-    rows.push([`open ${rate}/s POST→callback p50/p99/max`, triple(c, 'callback'), 'none', triple(p, 'callback'), '', ratio(c?.callback_p99, p?.callback_p99),
+    rows.push([`open ${rate}/s accept p50/p99/max ms`, triple(c, 'accept'), triple(b, 'accept'), triple(p, 'accept'), pr(ph, 'chargegate', 'bare', 'accept_p99'),
+      pr(ph, 'chargegate', 'peer', 'accept_p99'), '']);
+    rows.push([`open ${rate}/s POST→callback p50/p99/max`, triple(c, 'callback'), 'none', triple(p, 'callback'), '', pr(ph, 'chargegate', 'peer', 'callback_p99'),
       rate === '500' ? 'p99 ≤ 15, max ≤ 100' : '']);
   }
   const d = s.drain as R;

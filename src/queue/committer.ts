@@ -22,6 +22,12 @@ export interface Committer {
   flush(): void;
   /** Ops waiting for the next commit. */
   readonly pending: number;
+  /**
+   * Groups committed (visible to reads of the table) whose ops are not settled yet: their
+   * WAL fsync is under way. Counters kept beside the table (the queue depth) are behind the
+   * table until it is 0 again.
+   */
+  readonly unsettled: number;
 }
 
 export interface CommitterHooks {
@@ -62,6 +68,8 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
   let syncing = false;
   // Settlers of groups committed but not yet covered by an fsync.
   let unsynced: Array<(err: unknown) => void> = [];
+  // Groups covered by the fsync under way.
+  let inFsync = 0;
   // Set by the shutdown flush: the WAL's descriptor is closed once no fsync uses it (an open
   // descriptor would keep the file SQLite deletes on close allocated until the process ends).
   let closing = false;
@@ -80,17 +88,20 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
     syncing = true;
     const groups = unsynced;
     unsynced = [];
+    inFsync = groups.length;
     let fd: number;
     try {
       // Opened once the first commit has made the file; the same inode SQLite writes.
       fd = walFd ??= openSync(walPath!, 'r');
     } catch (err) {
       syncing = false;
+      inFsync = 0;
       for (const settle of groups) settle(err);
       return;
     }
     fsync(fd, (err) => {
       syncing = false;
+      inFsync = 0;
       for (const settle of groups) settle(err);
       if (unsynced.length > 0) syncWal();
       else if (closing) closeWal();
@@ -189,6 +200,9 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
     flush: flushAll,
     get pending() {
       return ops.length;
+    },
+    get unsettled() {
+      return unsynced.length + inFsync;
     },
   };
 }

@@ -110,10 +110,12 @@ describe('group commit with the WAL fsync off the event loop (walPath)', () => {
     const first = [committer.run(() => insert.run('a').changes), committer.run(() => insert.run('a'))];
     first.forEach((p, i) => p.then(() => order.push(`1.${i}`), () => order.push(`1.${i}!`)));
     await new Promise((r) => setImmediate(r)); // the first group is committed, its fsync under way
+    assert.equal(committer.unsettled, 1, 'committed, visible in the table, not settled');
     const second = committer.run(() => insert.run('b').changes).then((v) => (order.push('2'), v));
     const results = await Promise.allSettled([...first, second]);
     assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
     assert.deepEqual(order, ['1.0', '1.1!', '2'], 'groups settle in commit order');
+    assert.equal(committer.unsettled, 0);
     const reader = new Database(path, { readonly: true });
     t.after(() => reader.close());
     assert.deepEqual(reader.prepare('SELECT id FROM item ORDER BY id').pluck().all(), ['a', 'b']);

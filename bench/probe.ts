@@ -7,7 +7,7 @@
 // and the GC pauses this thread saw (PerformanceObserver 'gc'), its peak V8 heap. Printed as one JSON line per
 // thread on stderr when the thread ends (`probe {...}`). Not part of the product.
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { isMainThread, threadId } from 'node:worker_threads';
 
 const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -46,6 +46,11 @@ function report(): void {
   };
   process.stderr.write(`probe ${JSON.stringify(line)}\n`);
 }
+
+// PROBE_SNAPSHOT_MS: every thread writes one heap snapshot that long after it started (into
+// the working directory), to see what its heap holds mid-run.
+const snapAt = Number(process.env.PROBE_SNAPSHOT_MS ?? 0);
+if (snapAt > 0) setTimeout(() => process.stderr.write(`probe snapshot ${writeHeapSnapshot()}\n`), snapAt).unref();
 
 if (isMainThread) process.once('exit', report);
 else {

@@ -4,8 +4,8 @@
 //   node --import ./bench/probe.ts bin/chargegate.ts serve
 //
 // In every thread (main and workers): the event loop's delay histogram at 1 ms resolution
-// and the GC pauses this thread saw (PerformanceObserver 'gc'), its peak V8 heap. Printed as one JSON line per
-// thread on stderr when the thread ends (`probe {...}`). Not part of the product.
+// and the GC pauses this thread saw (PerformanceObserver 'gc'), its peak V8 heap. Printed as
+// one JSON line per thread on stderr when the thread ends (`probe {...}`). Not part of the product.
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { isMainThread, threadId } from 'node:worker_threads';
@@ -33,7 +33,9 @@ function report(): void {
   const line = {
     thread: isMainThread ? 'main' : `worker ${threadId}`,
     seconds: Math.round(performance.now() - t0) / 1000,
-    loop_delay_ms: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), p999: ms(delay.percentile(99.9)), max: ms(delay.max) },
+    loop_delay_ms: {
+      p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), p999: ms(delay.percentile(99.9)), max: ms(delay.max),
+    },
     heap_peak_mib: Math.round(heapPeak / 1048576),
     external_peak_mib: Math.round(externalPeak / 1048576),
     gc: {

@@ -7,7 +7,8 @@
 // BENCH_STARTS (5 starts per contestant), BENCH_CONNECTIONS ("100,1000"), BENCH_RATES
 // ("500,2000"), BENCH_PEER=0 (leave the peer out), BENCH_TOOL=autocannon (even with wrk),
 // BENCH_OUT (results path), BENCH_CG_ENV (JSON: extra settings for chargegate, for tuning runs),
-// BENCH_PHASES ("start,saturation,open,drain"), BENCH_NICE (-10: the priority of contestants and load when root; 0 leaves it alone).
+// BENCH_PHASES ("start,saturation,open,drain"), BENCH_NICE (-10: the priority of contestants
+// and load when root; 0 leaves it alone).
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,7 +44,10 @@ const order = (r: number): Name[] => NAMES.map((_, i) => NAMES[(i + r) % NAMES.l
 
 const results: Record<string, any> = {
   when: new Date().toISOString(),
-  method: { seconds: SECONDS, rounds: ROUNDS, warmup_s: WARMUP, tool: loadTool, pinned: cores, nice: niceness, contestants: NAMES, chargegate_env: CG_ENV },
+  method: {
+    seconds: SECONDS, rounds: ROUNDS, warmup_s: WARMUP, tool: loadTool, pinned: cores, nice: niceness, contestants: NAMES,
+    chargegate_env: CG_ENV,
+  },
   peer_left_out: peerWhy,
 };
 
@@ -55,7 +59,8 @@ async function receiver(): Promise<Child> {
 async function received(rx: Child): Promise<number> {
   return ((await (await fetch(`http://127.0.0.1:${rx.port}/stats`)).json()) as { received: number }).received;
 }
-const body = (port: number) => JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: `http://127.0.0.1:${port}/cb` });
+const body = (port: number) =>
+  JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: `http://127.0.0.1:${port}/cb` });
 // Saturation measures accepting: chargegate's queue bound is lifted there as the peer has none.
 const envFor = (name: Name, extra: Record<string, string> = {}) => (name === 'chargegate' ? { ...CG_ENV, ...extra } : {});
 
@@ -72,8 +77,8 @@ async function startupPhase() {
   const out: Record<string, unknown> = {};
   for (const [name, xs] of Object.entries(runs)) {
     out[name] = { ready_ms: median(xs.map((x) => x.ready_ms)), rss_idle_mib: median(xs.map((x) => x.rss_idle_mib)), runs: xs };
+    log(`start ${name}: ${(out[name] as any).ready_ms} ms to listening, ${(out[name] as any).rss_idle_mib} MiB idle`);
   }
-  log(`start: ${JSON.stringify(Object.fromEntries(Object.entries(out).map(([k, v]: [string, any]) => [k, [v.ready_ms, v.rss_idle_mib]])))}`);
   return out;
 }
 
@@ -89,9 +94,10 @@ async function saturationPhase(connections: number) {
       const callbacks = (await received(rx)) - before;
       const rss = c.rss();
       await c.stop();
-      (runs[name] ??= []).push({ ...s, callbacks_per_s: Math.round(callbacks / s.seconds), rss_peak_mib: Math.round(rss.peak) });
+      const perS = Math.round(callbacks / s.seconds);
+      (runs[name] ??= []).push({ ...s, callbacks_per_s: perS, rss_peak_mib: Math.round(rss.peak) });
       log(`saturation @${connections} round ${r + 1} ${name}: ${s.rps2xx}/s p50 ${s.p50} p99 ${s.p99} max ${s.max} ms` +
-        ` non2xx ${s.non2xx} errors ${s.errors}, callbacks ${Math.round(callbacks / s.seconds)}/s, RSS peak ${Math.round(rss.peak)} MiB`);
+        ` non2xx ${s.non2xx} errors ${s.errors}, callbacks ${perS}/s, RSS peak ${Math.round(rss.peak)} MiB`);
     }
   }
   await rx.stop();
@@ -111,11 +117,13 @@ async function openLoopPhase(rate: number) {
       const cb = o.callback;
       (runs[name] ??= []).push({
         accept_p50: o.accept.p50, accept_p99: o.accept.p99, accept_max: o.accept.max,
-        callback_p50: cb?.p50 ?? null, callback_p99: cb?.p99 ?? null, callback_max: cb?.max ?? null, callbacks_missing: cb?.missing ?? null,
+        callback_p50: cb?.p50 ?? null, callback_p99: cb?.p99 ?? null, callback_max: cb?.max ?? null,
+        callbacks_missing: cb?.missing ?? null,
         non2xx: o.non2xx, errors: o.errors, send_lag_max_ms: o.send_lag_max_ms, rss_peak_mib: Math.round(rss.peak),
       });
       log(`open loop ${rate}/s round ${r + 1} ${name}: accept p50/p99/max ${o.accept.p50}/${o.accept.p99}/${o.accept.max} ms` +
-        (cb ? `, POST->callback ${cb.p50}/${cb.p99}/${cb.max} ms, missing ${cb.missing}` : '') + `, non2xx ${o.non2xx} errors ${o.errors}`);
+        (cb ? `, POST->callback ${cb.p50}/${cb.p99}/${cb.max} ms, missing ${cb.missing}` : '') +
+        `, non2xx ${o.non2xx} errors ${o.errors}`);
     }
   }
   return summarize(runs, ['accept_p50', 'accept_p99', 'accept_max', 'callback_p50', 'callback_p99', 'callback_max', 'callbacks_missing',
@@ -145,7 +153,10 @@ function prefill(n: number, callbackUrl: string): string {
   const now = Date.now();
   db.transaction(() => {
     for (let i = 0; i < n; i++) {
-      store.insert({ id: randomUUID(), station_id: STATION, driver_token: TOKEN, token_hash: 'h', token_mask: 'ABCD…oken', callback_url: callbackUrl, created_at: now });
+      store.insert({
+        id: randomUUID(), station_id: STATION, driver_token: TOKEN, token_hash: 'h', token_mask: 'ABCD…oken',
+        callback_url: callbackUrl, created_at: now,
+      });
     }
   })();
   db.close();
@@ -161,10 +172,12 @@ async function drainPhase(name: 'chargegate' | 'peer') {
   if (name === 'chargegate') db = prefill(DRAIN_N, url);
   else {
     redis = await startRedis(work);
-    await output(process.execPath, [join(ROOT, 'bench', 'peer', 'fill.mjs'), String(DRAIN_N), url], { REDIS_PORT: String(redis.port) });
+    const fill = join(ROOT, 'bench', 'peer', 'fill.mjs');
+    await output(process.execPath, [fill, String(DRAIN_N), url], { REDIS_PORT: String(redis.port) });
   }
   const t0 = performance.now();
-  const c = await startContestant(name, work, { db, redis: redis ?? undefined, env: envFor(name, { QUEUE_MAX_SIZE: String(DRAIN_N * 2) }) });
+  const env = envFor(name, { QUEUE_MAX_SIZE: String(DRAIN_N * 2) });
+  const c = await startContestant(name, work, { db, redis: redis ?? undefined, env });
   const deadline = t0 + 300_000;
   let done = 0;
   while ((done = await received(rx)) < DRAIN_N && performance.now() < deadline) await sleep(100);
@@ -180,11 +193,15 @@ async function drainPhase(name: 'chargegate' | 'peer') {
     log(`drain ${name}: database says ${delivered} delivered`);
   }
   log(`drain ${name}: ${done}/${DRAIN_N} callbacks in ${seconds.toFixed(1)} s, RSS peak ${Math.round(rss.peak)} MiB`);
-  return { requests: DRAIN_N, delivered: done, seconds: Math.round(seconds * 100) / 100, per_s: Math.round(done / seconds), rss_peak_mib: Math.round(rss.peak) };
+  return {
+    requests: DRAIN_N, delivered: done, seconds: Math.round(seconds * 100) / 100, per_s: Math.round(done / seconds),
+    rss_peak_mib: Math.round(rss.peak),
+  };
 }
 
 try {
-  log(`${BIN}; load: ${loadTool}; pinned: ${cores ? `server CPU ${cores.server}, load CPU ${cores.load}` : 'no (taskset missing or 1 CPU)'}; nice ${niceness}`);
+  const where = cores ? `server CPU ${cores.server}, load CPU ${cores.load}` : 'no (taskset missing or 1 CPU)';
+  log(`${BIN}; load: ${loadTool}; pinned: ${where}; nice ${niceness}`);
   results.timer_floor_ms = await timerFloor(Math.min(5000, SECONDS * 500));
   log(`box: a 1 ms timer fires late by p99/max ${JSON.stringify(results.timer_floor_ms)} ms`);
   results.startup = PHASES.has('start') ? await startupPhase() : {};

@@ -19,7 +19,9 @@ import { median, output, pinned, pinSelf } from './lib.ts';
 
 const { values: o } = parseArgs({
   options: {
-    rate: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '5' },
+    rate: { type: 'string', default: '500' },
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '5' },
     variant: { type: 'string', multiple: true, default: ['default:{}'] },
   },
 });
@@ -54,7 +56,8 @@ try {
       const c = await startContestant('chargegate', work, { env, ...(bin ? { bin } : {}) });
       if (nice) {
         for (const tid of readdirSync(`/proc/${c.pids[0]}/task`)) {
-          if (readFileSync(`/proc/${c.pids[0]}/task/${tid}/comm`, 'utf8').trim() === 'WorkerThread') execFileSync('renice', ['-n', nice, '-p', tid]);
+          const comm = readFileSync(`/proc/${c.pids[0]}/task/${tid}/comm`, 'utf8').trim();
+          if (comm === 'WorkerThread') execFileSync('renice', ['-n', nice, '-p', tid]);
         }
       }
       const before = threadTicks(c.pids[0]!);
@@ -70,7 +73,8 @@ try {
       const row = {
         accept_p50: res.accept.p50, accept_p99: res.accept.p99, accept_max: res.accept.max,
         callback_p50: res.callback.p50, callback_p99: res.callback.p99, callback_max: res.callback.max,
-        send_lag_max: res.send_lag_max_ms, commit_blocked_ms: Math.round(commitSum * 1000), cpu_main_ms: cpu('MainThread'), cpu_workers_ms: cpu('WorkerThread'), cpu_gc_ms: cpu('V8Worker'),
+        send_lag_max: res.send_lag_max_ms, commit_blocked_ms: Math.round(commitSum * 1000),
+        cpu_main_ms: cpu('MainThread'), cpu_workers_ms: cpu('WorkerThread'), cpu_gc_ms: cpu('V8Worker'),
       };
       (runs.get(v.name) ?? runs.set(v.name, []).get(v.name)!).push(row);
       process.stderr.write(`tail: round ${r + 1} ${v.name}: ${JSON.stringify(row)}\n`);

@@ -24,7 +24,8 @@ describe('npm run bench (smoke)', () => {
       BENCH_RATES: '100', BENCH_OUT: out, BENCH_PEER: peer ? '1' : '0',
     };
     const table = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, [join(root, 'bench', 'run.ts')], { cwd: root, env, timeout: 240_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const opts = { cwd: root, env, timeout: 240_000, maxBuffer: 16 << 20 };
+      execFile(process.execPath, [join(root, 'bench', 'run.ts')], opts, (err, stdout, stderr) => {
         if (err) reject(new Error(`bench failed: ${err.message}\n${stderr.slice(-4000)}`));
         else resolve(stdout);
       });

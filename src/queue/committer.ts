@@ -1,3 +1,4 @@
+import { closeSync, fsync, fsyncSync, openSync } from 'node:fs';
 import type { Db } from './db.ts';
 
 // Group commit: every write of one event-loop turn (accepts, decisions, attempts, claims)
@@ -21,6 +22,12 @@ export interface Committer {
   flush(): void;
   /** Ops waiting for the next commit. */
   readonly pending: number;
+  /**
+   * Groups committed (visible to reads of the table) whose ops are not settled yet: their
+   * WAL fsync is under way. Counters kept beside the table (the queue depth) are behind the
+   * table until it is 0 again.
+   */
+  readonly unsettled: number;
 }
 
 export interface CommitterHooks {
@@ -28,6 +35,15 @@ export interface CommitterHooks {
   onCommit?: (ops: number, ms: number, changes: number) => void;
   /** After each failed commit (its ops were rejected with err). */
   onError?: (err: unknown, ops: number) => void;
+  /**
+   * The database's WAL file: when given, the connection commits with synchronous=NORMAL
+   * (the WAL is written, not fsync'd, on the event loop) and the committer fsyncs the WAL
+   * in libuv's thread pool, settling a group's ops only once an fsync begun after its
+   * commit has finished. The main thread meanwhile serves the next requests instead of
+   * waiting on the disk (at 500 req/s it spent ~35 % of its time blocked in COMMIT's
+   * fsync); groups committed during an fsync share the next one.
+   */
+  walPath?: string;
 }
 
 export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
@@ -46,6 +62,51 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
   // Rows changed by this connection so far: tells a commit that wrote from an empty one
   // (which succeeds even on a full disk, so proves nothing about it).
   const totalChanges = db.prepare('SELECT total_changes()').pluck();
+  const walPath = opts.walPath;
+  if (walPath) db.pragma('synchronous = NORMAL');
+  let walFd: number | null = null;
+  let syncing = false;
+  // Settlers of groups committed but not yet covered by an fsync.
+  let unsynced: Array<(err: unknown) => void> = [];
+  // Groups covered by the fsync under way.
+  let inFsync = 0;
+  // Set by the shutdown flush: the WAL's descriptor is closed once no fsync uses it (an open
+  // descriptor would keep the file SQLite deletes on close allocated until the process ends).
+  let closing = false;
+
+  function closeWal(): void {
+    if (walFd === null) return;
+    try {
+      closeSync(walFd);
+    } catch {
+      // already gone: nothing holds the file any more
+    }
+    walFd = null;
+  }
+
+  function syncWal(): void {
+    syncing = true;
+    const groups = unsynced;
+    unsynced = [];
+    inFsync = groups.length;
+    let fd: number;
+    try {
+      // Opened once the first commit has made the file; the same inode SQLite writes.
+      fd = walFd ??= openSync(walPath!, 'r');
+    } catch (err) {
+      syncing = false;
+      inFsync = 0;
+      for (const settle of groups) settle(err);
+      return;
+    }
+    fsync(fd, (err) => {
+      syncing = false;
+      inFsync = 0;
+      for (const settle of groups) settle(err);
+      if (unsynced.length > 0) syncWal();
+      else if (closing) closeWal();
+    });
+  }
 
   const txn = db.transaction((batch: Op[]) => {
     for (let i = 0; i < batch.length; i++) {
@@ -84,12 +145,44 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
       return;
     }
     opts.onCommit?.(batch.length, performance.now() - t0, changes);
-    for (let i = 0; i < batch.length; i++) {
-      if (threw[i]) batch[i]!.reject(results[i]);
-      else batch[i]!.resolve(results[i]);
-    }
+    const outcome = batch.map((_op, i) => threw[i]);
+    const values = results.slice(0, batch.length);
     // Not kept until the next group: a claim's rows can be large.
     results.length = 0;
+    const settle = (syncErr: unknown) => {
+      if (syncErr) {
+        // The group is in the WAL but not known to be on disk: nobody may act on it as durable.
+        opts.onError?.(syncErr, batch.length);
+        for (const op of batch) op.reject(syncErr);
+        return;
+      }
+      for (let i = 0; i < batch.length; i++) {
+        if (outcome[i]) batch[i]!.reject(values[i]);
+        else batch[i]!.resolve(values[i]);
+      }
+    };
+    if (!walPath) return settle(null);
+    unsynced.push(settle);
+    if (!syncing) syncWal();
+  }
+
+  /** Shutdown: what was committed is fsync'd before the process goes. */
+  function flushAll(): void {
+    flush();
+    if (!walPath) return;
+    closing = true;
+    if (unsynced.length > 0 || syncing) {
+      let err: unknown = null;
+      try {
+        fsyncSync(walFd ??= openSync(walPath, 'r'));
+      } catch (e) {
+        err = e;
+      }
+      const groups = unsynced;
+      unsynced = [];
+      for (const settle of groups) settle(err);
+    }
+    if (!syncing) closeWal();
   }
 
   return {
@@ -104,9 +197,12 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
         }
       });
     },
-    flush,
+    flush: flushAll,
     get pending() {
       return ops.length;
+    },
+    get unsettled() {
+      return unsynced.length + inFsync;
     },
   };
 }

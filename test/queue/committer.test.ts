@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -87,5 +88,65 @@ describe('group commit isolation', () => {
     assert.equal(laterRan, false);
     assert.deepEqual(ids(), []);
     assert.equal(db.inTransaction, false);
+  });
+});
+
+describe('group commit with the WAL fsync off the event loop (walPath)', () => {
+  function setupWal(t: { after: (fn: () => void) => void }, walPath?: string) {
+    const path = join(tempDir(t), 'w.db');
+    const db = openDb(path, { busyTimeoutMs: 1000 });
+    t.after(() => db.close());
+    db.exec('CREATE TABLE item (id TEXT PRIMARY KEY)');
+    const insert = db.prepare('INSERT INTO item (id) VALUES (?)');
+    const errors: unknown[] = [];
+    const committer = createCommitter(db, { walPath: walPath ?? `${path}-wal`, onError: (err) => errors.push(err) });
+    return { db, path, insert, committer, errors };
+  }
+
+  it('commits with synchronous=NORMAL and settles every op, in order, each with its own outcome', async (t) => {
+    const { db, path, insert, committer } = setupWal(t);
+    assert.equal(db.pragma('synchronous', { simple: true }), 1, 'NORMAL: the committer fsyncs the WAL itself');
+    const order: string[] = [];
+    const first = [committer.run(() => insert.run('a').changes), committer.run(() => insert.run('a'))];
+    first.forEach((p, i) => p.then(() => order.push(`1.${i}`), () => order.push(`1.${i}!`)));
+    await new Promise((r) => setImmediate(r)); // the first group is committed, its fsync under way
+    assert.equal(committer.unsettled, 1, 'committed, visible in the table, not settled');
+    const second = committer.run(() => insert.run('b').changes).then((v) => (order.push('2'), v));
+    const results = await Promise.allSettled([...first, second]);
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.deepEqual(order, ['1.0', '1.1!', '2'], 'groups settle in commit order');
+    assert.equal(committer.unsettled, 0);
+    const reader = new Database(path, { readonly: true });
+    t.after(() => reader.close());
+    assert.deepEqual(reader.prepare('SELECT id FROM item ORDER BY id').pluck().all(), ['a', 'b']);
+  });
+
+  it('an op is not settled as done before the WAL is synced: a WAL that cannot be synced fails its group', async (t) => {
+    const { insert, committer, errors } = setupWal(t, join(tempDir(t), 'no-such-folder', 'x-wal'));
+    const results = await Promise.allSettled([committer.run(() => insert.run('a')), committer.run(() => insert.run('b'))]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    for (const r of results) assert.equal(((r as PromiseRejectedResult).reason as { code: string }).code, 'ENOENT');
+    assert.equal(errors.length, 1);
+  });
+
+  it('flush() at shutdown commits and syncs what is pending, settles it and lets go of the WAL', async (t) => {
+    const { path, insert, committer } = setupWal(t);
+    // Descriptors of this process open on the WAL: SQLite's own, and the committer's.
+    const walFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === `${path}-wal`;
+      } catch {
+        return false;
+      }
+    }).length;
+    await committer.run(() => insert.run('a'));
+    assert.equal(walFds(), 2);
+    const p = committer.run(() => insert.run('b').changes);
+    committer.flush();
+    assert.equal(committer.pending, 0);
+    assert.equal(await p, 1);
+    // An fsync still under way closes it when it is done.
+    for (const end = Date.now() + 5000; walFds() > 1 && Date.now() < end; ) await new Promise((r) => setImmediate(r));
+    assert.equal(walFds(), 1, 'only SQLite keeps the WAL open');
   });
 });

@@ -46,6 +46,8 @@ export async function aclImport(
   };
 
   if (opts.replace) {
+    // Refused before a long import, and again at the switch (another import may have moved it).
+    checkVersion();
     const r = await replaceList(db, file, () => {
       checkVersion();
       recordVersion();

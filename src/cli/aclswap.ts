@@ -17,8 +17,15 @@ import { usageError } from './usage.ts';
 // a refused list version or a crash leave only rows of a generation nobody reads, which
 // are removed at once (or by the next import, for a crash).
 
-/** How long one write transaction of the import aims to hold the lock. */
-const TARGET_HOLD_MS = 20;
+/**
+ * How long one write transaction of the import aims to hold the lock. After each, the lock
+ * stays free at least as long again: the service waits for it in SQLite's busy handler,
+ * which retries after 1, 2, 5, 10, 15 ms…, so it gets in within ~20 ms instead of racing
+ * the import for a gap of a millisecond (and timing out at its 250 ms busy timeout).
+ */
+const TARGET_HOLD_MS = 10;
+/** The least time the lock stays free between two transactions of the import. */
+const MIN_GAP_MS = 5;
 const FIRST_CHUNK = 500;
 const MIN_CHUNK = 50;
 const MAX_CHUNK = 20_000;
@@ -37,9 +44,35 @@ function chunkSizer() {
   };
 }
 
-/** Lets a writer that waits for the lock (the service's commit, in SQLite's busy handler) in. */
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const since = (t0: number) => performance.now() - t0;
+
+/**
+ * Runs write transactions one after another with the lock free in between for at least as
+ * long as the last one held it (time spent parsing the next rows counts), sizing each
+ * batch to hold it about TARGET_HOLD_MS.
+ */
+function pacer(db: Db) {
+  const sizer = chunkSizer();
+  let freeAt = 0;
+  return {
+    get size() {
+      return sizer.size;
+    },
+    async run<T>(rows: number, fn: () => T): Promise<T> {
+      const wait = freeAt - performance.now();
+      if (wait > 0.5) await new Promise((r) => setTimeout(r, wait));
+      const t0 = performance.now();
+      const out = fn();
+      const ms = since(t0);
+      sizer.took(rows, ms);
+      // Checkpointing needs no write lock: done here, in the gap, it keeps the WAL short, so
+      // no commit of the service crosses wal_autocheckpoint and copies the import's pages.
+      db.pragma('wal_checkpoint(PASSIVE)');
+      freeAt = performance.now() + Math.max(MIN_GAP_MS, ms);
+      return out;
+    },
+  };
+}
 
 export function currentGen(db: Db): number {
   return db.prepare('SELECT gen FROM acl_current WHERE id = 1').pluck().get() as number;
@@ -48,17 +81,13 @@ export function currentGen(db: Db): number {
 /** Removes one generation in short transactions (its stations go with it: ON DELETE CASCADE). */
 export async function dropGen(db: Db, gen: number): Promise<number> {
   const del = db.prepare('DELETE FROM acl_rows WHERE gen = ? AND token IN (SELECT token FROM acl_rows WHERE gen = ? LIMIT ?)');
-  const sizer = chunkSizer();
+  const pace = pacer(db);
   let total = 0;
   for (;;) {
-    const t0 = performance.now();
-    const n = sizer.size;
-    const removed = db.transaction(() => del.run(gen, gen, n).changes).immediate();
-    const ms = since(t0);
+    const n = pace.size;
+    const removed = await pace.run(n, () => db.transaction(() => del.run(gen, gen, n).changes).immediate());
     total += removed;
     if (removed < n) return total;
-    sizer.took(n, ms);
-    await pause(Math.max(2, ms / 2));
   }
 }
 
@@ -92,6 +121,8 @@ export async function replaceList(db: Db, file: string, onSwitch: () => void): P
   // Rows of a generation nobody reads need no fsync each; the switch commits with FULL,
   // and its WAL sync makes every frame before it durable too.
   db.pragma('synchronous = NORMAL');
+  // Its commits would checkpoint inside the timed transaction: the pacer does it between them.
+  db.pragma('wal_autocheckpoint = 0');
   let built: number | null = null;
   try {
     const old = currentGen(db);
@@ -121,6 +152,7 @@ export async function replaceList(db: Db, file: string, onSwitch: () => void): P
       if (built !== null) await dropGen(db, built);
     } finally {
       db.pragma('synchronous = FULL');
+      db.pragma('wal_autocheckpoint = 1000');
       lock.release();
     }
   }
@@ -132,39 +164,43 @@ async function build(db: Db, file: string, old: number, gen: number): Promise<{ 
   // unknown_tokens is bounded (UNKNOWN_TOKENS_MAX, 10,000 rows): its hashes fit in memory.
   const unknown = new Set(db.prepare('SELECT DISTINCT token_hash FROM unknown_tokens').pluck().all() as string[]);
   const known: string[] = [];
-  const put = db.prepare(`INSERT INTO acl_rows
+  const insert = db.prepare(`INSERT INTO acl_rows
       (gen, token, blocked, expires_at, note, created_at, updated_at, group_name, valid_from, allow_offline, token_type)
     VALUES (@gen, @token, @blocked, @expires_at, @note,
       COALESCE((SELECT created_at FROM acl_rows WHERE gen = @old AND token = @token), @now), @now,
-      @group_name, @valid_from, @allow_offline, @token_type)
-    ON CONFLICT (gen, token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
-      note = excluded.note, group_name = excluded.group_name, valid_from = excluded.valid_from,
-      allow_offline = excluded.allow_offline, token_type = excluded.token_type`);
-  // A later row for the token replaces its stations too.
+      @group_name, @valid_from, @allow_offline, @token_type)`);
+  // A later row for the same token (rare): it replaces the entry and its stations.
+  const update = db.prepare(`UPDATE acl_rows SET blocked = @blocked, expires_at = @expires_at, note = @note,
+      group_name = @group_name, valid_from = @valid_from, allow_offline = @allow_offline, token_type = @token_type
+    WHERE gen = @gen AND token = @token`);
   const clearStations = db.prepare('DELETE FROM acl_station_rows WHERE gen = ? AND token = ?');
   const addStation = db.prepare('INSERT OR IGNORE INTO acl_station_rows (gen, token, station_id) VALUES (?, ?, ?)');
   const now = new Date().toISOString();
   const write = db.transaction((rows: AclRecord[]) => {
     for (const r of rows) {
-      put.run({
+      const p = {
         gen, old, now, token: r.token, blocked: r.blocked ? 1 : 0, expires_at: r.expires_at, note: r.note,
         group_name: r.group ?? null, valid_from: r.valid_from ?? null, allow_offline: r.allow_offline ? 1 : 0,
         token_type: r.token_type ?? null,
-      });
-      clearStations.run(gen, r.token);
+      };
+      try {
+        insert.run(p);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err;
+        const { old: _o, now: _n, ...set } = p;
+        update.run(set);
+        clearStations.run(gen, r.token);
+      }
       for (const s of r.stations) addStation.run(gen, r.token, s);
     }
   });
 
-  const sizer = chunkSizer();
+  const pace = pacer(db);
   let pending: AclRecord[] = [];
   const flush = async () => {
-    const t0 = performance.now();
-    write.immediate(pending);
-    const ms = since(t0);
-    sizer.took(pending.length, ms);
+    const batch = pending;
     pending = [];
-    await pause(Math.max(2, ms / 2));
+    await pace.run(batch.length, () => write.immediate(batch));
   };
   const rows = await readAclCsv(file, (r) => {
     if (r.remove) throw usageError(`CSV line ${r.line}: remove rows belong to a differential update, not --replace`);
@@ -174,7 +210,7 @@ async function build(db: Db, file: string, old: number, gen: number): Promise<{ 
       if (unknown.has(h)) known.push(h);
     }
     pending.push(r);
-    return pending.length >= sizer.size ? flush() : undefined;
+    return pending.length >= pace.size ? flush() : undefined;
   });
   if (pending.length > 0) await flush();
   return { rows, known };

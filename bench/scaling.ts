@@ -1,0 +1,210 @@
+// npm run bench:scaling — how cost grows with the work (issue 16 item 4), measured from
+// outside with the built executable. The service runs on core 0, this process (load,
+// receivers, probes) and the CLI on core 1 (taskset, when installed). Rows:
+//   1. `acl import --replace` of 1,000,000 entries into a running service's file: wall
+//      time, when the new list came into force, peak RSS (VmHWM, /usr/bin/time %M), the
+//      longest write-lock hold a concurrent writer saw, and the service's accept latency
+//      meanwhile (100 POST/s, open loop). Twice: over a 1-entry list, then over itself.
+//   2. Decision latency with 10 vs 1,000,000 ACL entries: decide() in this process
+//      (one item per read transaction), and POST→callback at 200/s, rounds alternating.
+//   3. Accept rate (autocannon, 100 connections) with an empty queue vs a backlog of
+//      QUEUE_MAX_SIZE (10,000, the default) open requests whose receiver is down.
+//   4. /metrics and /health latency with that backlog vs empty.
+//   5. 1,000 distinct callback origins vs 1: delivery throughput and POST→callback latency.
+// Writes bench/scaling.json. Env: SCALING_ACL_ROWS (1000000), SCALING_SECONDS (5).
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import Database from 'better-sqlite3';
+import { decide } from '../workers/decide.ts';
+import { median, start, type Child } from './lib.ts';
+import { getLatency, hasTaskset, lockProbe, openLoop, pinned, pinSelf, post, receivers, stats, LOAD_CORE, SERVER_CORE } from './scalinglib.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = [join(ROOT, 'dist', 'chargegate'), join(ROOT, 'dist', 'chargegate-linux-x64')].find(existsSync)!;
+const ROWS = Number(process.env.SCALING_ACL_ROWS ?? 1_000_000);
+const SECONDS = Number(process.env.SCALING_SECONDS ?? 5);
+const BACKLOG = 10_000; // QUEUE_MAX_SIZE's default
+const STATION = '123e4567-e89b-12d3-a456-426614174000';
+const TOKEN = 'ABCD-efgh1234567890_~valid.token';
+const tok = (i: number) => `bench-import-${String(i).padStart(12, '0')}`;
+const work = mkdtempSync(join(tmpdir(), 'cg-scaling-'));
+const PIN = hasTaskset();
+if (PIN) pinSelf();
+const results: Record<string, unknown> = {
+  when: new Date().toISOString(),
+  method: PIN ? `service on core ${SERVER_CORE}; load, receivers, probes and the CLI on core ${LOAD_CORE} (taskset)` : 'unpinned: taskset not installed',
+  aclRows: ROWS,
+};
+const log = (s: string) => process.stderr.write(`scaling: ${s}\n`);
+const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', CHARGEGATE_CACHE_DIR: join(work, 'cache') };
+
+function cliRun(args: string[]): string {
+  return execFileSync(BIN, args, { env: baseEnv, encoding: 'utf8' });
+}
+
+function freshDb(name: string): string {
+  const path = join(work, `${name}.db`);
+  cliRun(['acl', 'add', TOKEN, '--db', path]);
+  return path;
+}
+
+async function service(dbPath: string, env: Record<string, string> = {}): Promise<Child> {
+  const [cmd, args] = pinned(SERVER_CORE, BIN, ['serve'], PIN);
+  return start(cmd, args, { ...baseEnv, HOST: '127.0.0.1', PORT: '0', DB_PATH: dbPath, LOG_LEVEL: 'warn', QUEUE_MAX_SIZE: '10000000', ...env });
+}
+
+async function writeCsv(path: string, n: number): Promise<void> {
+  const out = createWriteStream(path);
+  out.write('token,stations,expires_at,blocked,note\n');
+  for (let i = 0; i < n; i++) {
+    if (!out.write(`${tok(i)},${i % 3 === 0 ? STATION : ''},,false,row ${i}\n`)) await new Promise((r) => out.once('drain', r));
+  }
+  await new Promise<void>((r) => out.end(() => r()));
+}
+
+/** Row 1: one `acl import --replace` under /usr/bin/time, beside a serving service. */
+async function importOnce(svc: Child, dbPath: string, csv: string, label: string) {
+  const timeFile = join(work, 'time.txt');
+  const [cmd, args] = pinned(LOAD_CORE, '/usr/bin/time', ['-f', '%M', '-o', timeFile, BIN, 'acl', 'import', csv, '--replace', '--db', dbPath], PIN);
+  const probe = lockProbe(dbPath);
+  const t0 = performance.now();
+  const child = spawn(cmd, args, { env: baseEnv, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const sent = await openLoop(svc.port, 100, 0, (i) => ({ station_id: STATION, driver_token: tok(i * 7919 % ROWS), callback_url: 'http://127.0.0.1:9/cb' }), exited);
+  const code = await exited;
+  const wallS = Math.round((performance.now() - t0) / 100) / 10;
+  const lock = await probe.stop();
+  if (code !== 0) throw new Error(`acl import exited ${code}`);
+  const row = {
+    label,
+    output: out.trim(),
+    wallS,
+    inForceAtS: lock.switchedAtS,
+    peakRssMiB: Math.round(Number(readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)) / 1024),
+    longestWriteLockHoldMs: lock.longestHoldMs,
+    acceptDuringImport: { ...stats(sent.map((s) => s.ms)), non202: sent.filter((s) => s.status !== 202).length },
+  };
+  log(`acl import ${label}: ${JSON.stringify(row)}`);
+  return row;
+}
+
+/** decide() in this process, one item per call (one read transaction), random listed tokens. */
+function decideLatency(dbPath: string, listed: number, n = 20_000) {
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const token = listed > 10 ? tok((i * 104_729) % listed) : TOKEN;
+    const t0 = performance.now();
+    const [d] = decide({ dbPath, now: Date.now(), items: [{ id: 'x', station_id: STATION, driver_token: token, token_type: 'RFID' }] })!;
+    ms.push((performance.now() - t0) * 1000);
+    if (d!.status !== 'allowed') throw new Error(`decide: ${token} ${d!.status}/${d!.reason}`);
+  }
+  return stats(ms); // µs
+}
+
+/** POST→callback at `rate`/s for SECONDS: latency of each request whose callback arrived. */
+async function endToEnd(port: number, rx: Awaited<ReturnType<typeof receivers>>, rate: number, token: (i: number) => string, origins = 1) {
+  const sent = await openLoop(port, rate, SECONDS, (i) => ({ station_id: STATION, driver_token: token(i), callback_url: rx.url(i % origins) }));
+  const deadline = performance.now() + 30_000;
+  const ok = sent.filter((s) => s.id !== null);
+  while (ok.some((s) => !rx.arrived.has(s.id!)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const lat = ok.filter((s) => rx.arrived.has(s.id!)).map((s) => rx.arrived.get(s.id!)! - s.sentAt);
+  const lastArrival = Math.max(...ok.map((s) => rx.arrived.get(s.id!) ?? 0));
+  const spanS = (lastArrival - sent[0]!.sentAt) / 1000;
+  return { ...stats(lat), lost: ok.length - lat.length, non202: sent.length - ok.length, deliveredPerS: Math.round(lat.length / spanS) };
+}
+
+async function acceptRate(port: number, rxUrl: string): Promise<number> {
+  const r = await autocannon({
+    url: `http://127.0.0.1:${port}/api/v1/charging-session`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: rxUrl }),
+    connections: 100,
+    duration: SECONDS,
+  });
+  return Math.round(r['2xx'] / SECONDS);
+}
+
+try {
+  // 1. acl import
+  log(`writing a CSV of ${ROWS} entries`);
+  const csv = join(work, 'acl.csv');
+  await writeCsv(csv, ROWS);
+  const bigDb = freshDb('big');
+  const svc = await service(bigDb);
+  const imports = [await importOnce(svc, bigDb, csv, 'over a 1-entry list'), await importOnce(svc, bigDb, csv, 'over itself')];
+  await svc.stop();
+  results.aclImport = imports;
+
+  // 2. decision latency, 10 vs ROWS entries
+  const smallDb = freshDb('small');
+  for (let i = 1; i < 10; i++) cliRun(['acl', 'add', `bench-small-${String(i).padStart(12, '0')}`, '--db', smallDb]);
+  const decideUs = { entries10: decideLatency(smallDb, 10), [`entries${ROWS}`]: decideLatency(bigDb, ROWS) };
+  log(`decide() µs per item: ${JSON.stringify(decideUs)}`);
+  const rx = await receivers(1);
+  const e2e: Record<string, unknown[]> = { entries10: [], [`entries${ROWS}`]: [] };
+  for (let round = 0; round < 2; round++) {
+    for (const [key, db, listed] of [['entries10', smallDb, 10], [`entries${ROWS}`, bigDb, ROWS]] as const) {
+      const s = await service(db);
+      e2e[key]!.push(await endToEnd(s.port, rx, 200, (i) => (listed > 10 ? tok((i * 104_729) % listed) : TOKEN)));
+      await s.stop();
+    }
+  }
+  results.decisionLatency = { decideMicroseconds: decideUs, postToCallbackMs200PerS: e2e };
+  log(`POST→callback at 200/s: ${JSON.stringify(e2e)}`);
+
+  // 3, 4. a backlog of BACKLOG open requests whose receiver is down (connection refused,
+  // next attempt in 10 minutes), vs an empty queue
+  const backlogDb = freshDb('backlog');
+  const emptyDb = freshDb('empty');
+  const slow = { CALLBACK_RETRY_BASE_MS: '600000' };
+  const filler = await service(backlogDb, slow);
+  for (let i = 0; i < BACKLOG; i += 500) {
+    await Promise.all(Array.from({ length: 500 }, () => post(filler.port, { station_id: STATION, driver_token: TOKEN, callback_url: 'http://127.0.0.1:9/cb' })));
+  }
+  await filler.stop();
+  const open = () => new Database(backlogDb, { readonly: true }).prepare("SELECT COUNT(*) FROM charging_requests WHERE state IN ('queued','authorizing','delivering')").pluck().get() as number;
+  const accept: Record<string, number[]> = { empty: [], backlog: [] };
+  const probes: Record<string, Record<string, unknown>> = { empty: {}, backlog: {} };
+  for (let round = 0; round < 2; round++) {
+    for (const [key, db] of [['empty', emptyDb], ['backlog', backlogDb]] as const) {
+      const s = await service(db, slow);
+      if (round === 0) {
+        probes[key] = { openRequests: key === 'backlog' ? open() : 0, health: await getLatency(s.port, '/health', 200), metrics: await getLatency(s.port, '/metrics', 200) };
+      }
+      await acceptRate(s.port, rx.url(0)); // warm-up, 5 s
+      accept[key]!.push(await acceptRate(s.port, rx.url(0)));
+      await s.stop();
+    }
+  }
+  results.acceptPerS = { ...accept, median: { empty: median(accept.empty!), backlog: median(accept.backlog!) }, ratio: Math.round((median(accept.backlog!) / median(accept.empty!)) * 100) / 100 };
+  results.healthAndMetricsMs = probes;
+  log(`accept/s: ${JSON.stringify(results.acceptPerS)}; /health, /metrics: ${JSON.stringify(probes)}`);
+  await rx.close();
+
+  // 5. 1,000 distinct callback origins vs 1, at 500/s
+  const originsDb = freshDb('origins');
+  const out: Record<string, unknown[]> = { origins1: [], origins1000: [] };
+  for (let round = 0; round < 2; round++) {
+    for (const n of [1, 1000]) {
+      const many = await receivers(n);
+      const s = await service(originsDb);
+      out[`origins${n}`]!.push(await endToEnd(s.port, many, 500, () => TOKEN, n));
+      await s.stop();
+      await many.close();
+    }
+  }
+  results.callbackOrigins500PerS = out;
+  log(`origins: ${JSON.stringify(out)}`);
+} finally {
+  writeFileSync(join(ROOT, 'bench', 'scaling.json'), `${JSON.stringify(results, null, 2)}\n`);
+  rmSync(work, { recursive: true, force: true });
+}
+console.log(JSON.stringify(results, null, 2));
+process.exit(0);

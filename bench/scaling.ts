@@ -61,7 +61,7 @@ async function writeCsv(path: string, n: number): Promise<void> {
   const out = createWriteStream(path);
   out.write('token,stations,expires_at,blocked,note\n');
   for (let i = 0; i < n; i++) {
-    if (!out.write(`${tok(i)},${i % 3 === 0 ? STATION : ''},,false,row ${i}\n`)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(`${tok(i)},${i % 3 === 0 ? STATION : ''},,false,row ${i}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((r) => out.end(() => r()));
 }

@@ -1,13 +1,14 @@
 // npm run bench:scaling — how cost grows with the work (issue 16 item 4), measured from
-// outside with the built executable. The service runs on core 0, this process (load,
-// receivers, probes) and the CLI on core 1 (taskset, when installed). Rows:
+// outside with the built executable. The service and the acl import CLI run on core 0 (as
+// on a gateway, the import competes with the service), this process (load, receivers,
+// probes) and wrk on core 1 (taskset, when installed). Rows:
 //   1. `acl import --replace` of 1,000,000 entries into a running service's file: wall
 //      time, when the new list came into force, peak RSS (VmHWM, /usr/bin/time %M), the
 //      longest write-lock hold a concurrent writer saw, and the service's accept latency
 //      meanwhile (100 POST/s, open loop). Twice: over a 1-entry list, then over itself.
 //   2. Decision latency with 10 vs 1,000,000 ACL entries: decide() in this process
 //      (one item per read transaction), and POST→callback at 200/s, rounds alternating.
-//   3. Accept rate (autocannon, 100 connections) with an empty queue vs a backlog of
+//   3. Accept rate (wrk, else autocannon; 100 connections) with an empty queue vs a backlog of
 //      QUEUE_MAX_SIZE (10,000, the default) open requests whose receiver is down.
 //   4. /metrics and /health latency with that backlog vs empty.
 //   5. 1,000 distinct callback origins vs 1: delivery throughput and POST→callback latency.
@@ -33,10 +34,21 @@ const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 const tok = (i: number) => `bench-import-${String(i).padStart(12, '0')}`;
 const work = mkdtempSync(join(tmpdir(), 'cg-scaling-'));
 const PIN = hasTaskset();
+const WRK = (() => {
+  try {
+    execFileSync('wrk', ['-v'], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    // wrk -v prints its version and exits 1.
+    return (err as { status?: number }).status === 1;
+  }
+})();
 if (PIN) pinSelf();
 const results: Record<string, unknown> = {
   when: new Date().toISOString(),
-  method: PIN ? `service on core ${SERVER_CORE}; load, receivers, probes and the CLI on core ${LOAD_CORE} (taskset)` : 'unpinned: taskset not installed',
+  method: PIN
+    ? `service and the acl import CLI on core ${SERVER_CORE}; load (${WRK ? 'wrk' : 'autocannon'}), receivers and probes on core ${LOAD_CORE} (taskset)`
+    : 'unpinned: taskset not installed',
   aclRows: ROWS,
 };
 const log = (s: string) => process.stderr.write(`scaling: ${s}\n`);
@@ -54,7 +66,7 @@ function freshDb(name: string): string {
 
 async function service(dbPath: string, env: Record<string, string> = {}): Promise<Child> {
   const [cmd, args] = pinned(SERVER_CORE, BIN, ['serve'], PIN);
-  return start(cmd, args, { ...baseEnv, HOST: '127.0.0.1', PORT: '0', DB_PATH: dbPath, LOG_LEVEL: 'warn', QUEUE_MAX_SIZE: '10000000', ...env });
+  return start(cmd, args, { ...baseEnv, HOST: '127.0.0.1', PORT: '0', DB_PATH: dbPath, LOG_LEVEL: 'info', QUEUE_MAX_SIZE: '10000000', ...env });
 }
 
 async function writeCsv(path: string, n: number): Promise<void> {
@@ -69,7 +81,7 @@ async function writeCsv(path: string, n: number): Promise<void> {
 /** Row 1: one `acl import --replace` under /usr/bin/time, beside a serving service. */
 async function importOnce(svc: Child, dbPath: string, csv: string, label: string) {
   const timeFile = join(work, 'time.txt');
-  const [cmd, args] = pinned(LOAD_CORE, '/usr/bin/time', ['-f', '%M', '-o', timeFile, BIN, 'acl', 'import', csv, '--replace', '--db', dbPath], PIN);
+  const [cmd, args] = pinned(SERVER_CORE, '/usr/bin/time', ['-f', '%M', '-o', timeFile, BIN, 'acl', 'import', csv, '--replace', '--db', dbPath], PIN);
   const probe = lockProbe(dbPath);
   const t0 = performance.now();
   const child = spawn(cmd, args, { env: baseEnv, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -119,15 +131,20 @@ async function endToEnd(port: number, rx: Awaited<ReturnType<typeof receivers>>,
   return { ...stats(lat), lost: ok.length - lat.length, non202: sent.length - ok.length, deliveredPerS: Math.round(lat.length / spanS) };
 }
 
+/** Accepted POSTs a second at 100 connections: wrk when installed (its own process, pinned), else autocannon here. */
 async function acceptRate(port: number, rxUrl: string): Promise<number> {
-  const r = await autocannon({
-    url: `http://127.0.0.1:${port}/api/v1/charging-session`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: rxUrl }),
-    connections: 100,
-    duration: SECONDS,
-  });
+  const body = JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: rxUrl });
+  const url = `http://127.0.0.1:${port}/api/v1/charging-session`;
+  if (WRK) {
+    const script = join(work, 'post.lua');
+    writeFileSync(script, `wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\nwrk.body = ${JSON.stringify(body)}\n`);
+    const [cmd, args] = pinned(LOAD_CORE, 'wrk', ['-t1', '-c100', `-d${SECONDS}s`, '-s', script, url], PIN);
+    const out = execFileSync(cmd, args, { encoding: 'utf8' });
+    const total = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
+    const bad = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+    return Math.round((total - bad) / SECONDS);
+  }
+  const r = await autocannon({ url, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: 100, duration: SECONDS });
   return Math.round(r['2xx'] / SECONDS);
 }
 

@@ -15,6 +15,8 @@ export interface ImportOptions {
   replace: boolean;
   /** OCPP SendLocalList listVersion; null = an unversioned import (the version is kept). */
   listVersion?: number | null;
+  /** Absolute path of the better-sqlite3 addon, when not in node_modules (the executable). */
+  nativeBinding?: string | undefined;
 }
 
 /**
@@ -48,7 +50,7 @@ export async function aclImport(
   if (opts.replace) {
     // Refused before a long import, and again at the switch (another import may have moved it).
     checkVersion();
-    const r = await replaceList(db, file, () => {
+    const r = await replaceList(db, file, opts.nativeBinding, () => {
       checkVersion();
       recordVersion();
     });

@@ -100,9 +100,9 @@ async function dropLeftovers(db: Db, current: number): Promise<void> {
 }
 
 /** One `acl import` at a time per database file: the lock is a file lock, gone with the process. */
-function importLock(db: Db) {
+function importLock(db: Db, nativeBinding: string | undefined) {
   if (db.memory) return { release() {} };
-  const lock = tryLock(`${db.name}.acl-import`, { waitMs: 0 });
+  const lock = tryLock(`${db.name}.acl-import`, { waitMs: 0, nativeBinding });
   if (!lock) throw usageError('another acl import is running on this database; run this one when it has finished');
   return lock;
 }
@@ -116,8 +116,13 @@ export interface ReplaceResult {
  * Replaces the whole list with the CSV `file`. `onSwitch` runs inside the switching
  * transaction (the list version's check and record); what it throws changes nothing.
  */
-export async function replaceList(db: Db, file: string, onSwitch: () => void): Promise<ReplaceResult> {
-  const lock = importLock(db);
+export async function replaceList(
+  db: Db,
+  file: string,
+  nativeBinding: string | undefined,
+  onSwitch: () => void,
+): Promise<ReplaceResult> {
+  const lock = importLock(db, nativeBinding);
   // Rows of a generation nobody reads need no fsync each; the switch commits with FULL,
   // and its WAL sync makes every frame before it durable too.
   db.pragma('synchronous = NORMAL');

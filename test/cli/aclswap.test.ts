@@ -183,8 +183,12 @@ describe('acl import --replace: nothing changes unless the whole file is good', 
     const gen = (before.current as number) + 1;
     for (let i = 0; i < 3000; i++) w.prepare('INSERT INTO acl_rows (gen, token) VALUES (?, ?)').run(gen, `dead-card-${String(i).padStart(12, '0')}`);
     w.prepare('INSERT INTO acl_station_rows (gen, token, station_id) VALUES (?, ?, ?)').run(gen, 'dead-card-000000000000', S1);
+    await cli(['acl', 'group', 'add', 'fleet', '--db', db]);
+    w.prepare("UPDATE acl_rows SET group_name = 'fleet' WHERE gen = ? AND token = 'dead-card-000000000001'").run(gen);
     w.close();
     assert.deepEqual(rows().list, before.list, 'not seen by readers');
+    const inUse = await cli(['acl', 'group', 'remove', 'fleet', '--db', db]);
+    assert.equal(inUse.err, 'chargegate: group fleet is used by an acl import in progress; remove it when the import has finished\n');
 
     const r = await cli(['acl', 'import', file, '--replace', '--db', db]);
     assert.equal(r.out, 'acl: imported 10, removed 500\n', r.err);
@@ -192,5 +196,6 @@ describe('acl import --replace: nothing changes unless the whole file is good', 
     assert.deepEqual(after.list.map((x) => (x as { token: string }).token), Array.from({ length: 10 }, (_, i) => newTok(i)));
     assert.deepEqual(after.gens, [after.current]);
     assert.equal(after.stations, 4);
+    assert.equal((await cli(['acl', 'group', 'remove', 'fleet', '--db', db])).out, 'acl: group removed\n');
   });
 });

@@ -6,6 +6,7 @@
 //      time, when the new list came into force, peak RSS (VmHWM, /usr/bin/time %M), the
 //      longest write-lock hold a concurrent writer saw, and the service's accept latency
 //      meanwhile (100 POST/s, open loop). Twice: over a 1-entry list, then over itself.
+//      Then a file whose row 900,000 is malformed: refused, the list as it was.
 //   2. Decision latency with 10 vs 1,000,000 ACL entries: decide() in this process
 //      (one item per read transaction), and POST→callback at 200/s, rounds alternating.
 //   3. Accept rate (wrk, else autocannon; 100 connections) with an empty queue vs a backlog of
@@ -71,11 +72,13 @@ async function service(dbPath: string, env: Record<string, string> = {}): Promis
   return start(cmd, args, { ...baseEnv, HOST: '127.0.0.1', PORT: '0', DB_PATH: dbPath, LOG_LEVEL: 'info', QUEUE_MAX_SIZE: '10000000', ...env });
 }
 
-async function writeCsv(path: string, n: number): Promise<void> {
+/** `badAt`: the data row (1-based) written with a station id that is not a UUID. */
+async function writeCsv(path: string, n: number, badAt = 0): Promise<void> {
   const out = createWriteStream(path);
   out.write('token,stations,expires_at,blocked,note\n');
   for (let i = 0; i < n; i++) {
-    if (!out.write(`${tok(i)},${i % 3 === 0 ? STATION : ''},,false,row ${i}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
+    const station = i + 1 === badAt ? 'not-a-uuid' : i % 3 === 0 ? STATION : '';
+    if (!out.write(`${tok(i)},${station},,false,row ${i}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((r) => out.end(() => r()));
 }
@@ -162,6 +165,31 @@ try {
   const imports = [await importOnce(svc, bigDb, csv, 'over a 1-entry list'), await importOnce(svc, bigDb, csv, 'over itself')];
   await svc.stop();
   results.aclImport = imports;
+
+  // The same list with a malformed line at row 900,000: refused, nothing changed.
+  const badAt = Math.floor(ROWS * 0.9);
+  const bad = join(work, 'bad.csv');
+  await writeCsv(bad, ROWS, badAt);
+  const list = () => {
+    const c = new Database(bigDb, { readonly: true });
+    try {
+      return c.prepare(`SELECT (SELECT gen FROM acl_current) AS gen, (SELECT COUNT(*) FROM acl) AS entries,
+        (SELECT COUNT(*) FROM acl_rows) AS rows, (SELECT MAX(updated_at) FROM acl) AS updated`).get();
+    } finally {
+      c.close();
+    }
+  };
+  const before = list();
+  const t0 = performance.now();
+  let refused = '';
+  try {
+    execFileSync(BIN, ['acl', 'import', bad, '--replace', '--db', bigDb], { env: baseEnv, encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    refused = `exit ${(err as { status: number }).status}: ${String((err as { stderr: string }).stderr).trim()}`;
+  }
+  const after = list();
+  results.aclImportBadLine = { badRow: badAt, refused, refusedAfterS: Math.round((performance.now() - t0) / 100) / 10, before, after, unchanged: JSON.stringify(before) === JSON.stringify(after) };
+  log(`bad line at row ${badAt}: ${JSON.stringify(results.aclImportBadLine)}`);
 
   // 2. decision latency, 10 vs ROWS entries
   const smallDb = freshDb('small');

@@ -3,9 +3,10 @@
 // receivers, probes), wrk and the acl import CLI (niced) on core 1 (taskset, when
 // installed). Rows:
 //   1. `acl import --replace` of 1,000,000 entries into a running service's file: wall
-//      time, when the new list came into force, peak RSS (VmHWM, /usr/bin/time %M), the
-//      longest write-lock hold a concurrent writer saw, and the service's accept latency
-//      meanwhile (100 POST/s, open loop). Twice: over a 1-entry list, then over itself.
+//      time, when the new list came into force, CPU seconds and peak RSS (VmHWM) of the
+//      CLI (/usr/bin/time), the longest write-lock hold a concurrent writer saw, and the
+//      service's accept latency meanwhile (100 POST/s, open loop). Twice: over a 1-entry
+//      list, then over itself.
 //      Then a file whose row 900,000 is malformed: refused, the list as it was.
 //   2. Decision latency with 10 vs 1,000,000 ACL entries: decide() in this process
 //      (one item per read transaction), and POST→callback at 200/s, rounds alternating.
@@ -88,7 +89,7 @@ async function importOnce(svc: Child, dbPath: string, csv: string, label: string
   const timeFile = join(work, 'time.txt');
   // A batch job beside the service: on the load core, niced, so the poster and probe measuring
   // the service are not delayed by it (on the service's core it would take the service's CPU).
-  const [cmd, args] = pinned(LOAD_CORE, 'nice', ['-n', '10', '/usr/bin/time', '-f', '%M', '-o', timeFile, BIN, 'acl', 'import', csv, '--replace', '--db', dbPath], PIN);
+  const [cmd, args] = pinned(LOAD_CORE, 'nice', ['-n', '10', '/usr/bin/time', '-f', '%M %U %S', '-o', timeFile, BIN, 'acl', 'import', csv, '--replace', '--db', dbPath], PIN);
   const probe = lockProbe(dbPath);
   const t0 = performance.now();
   const child = spawn(cmd, args, { env: baseEnv, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -100,12 +101,15 @@ async function importOnce(svc: Child, dbPath: string, csv: string, label: string
   const wallS = Math.round((performance.now() - t0) / 100) / 10;
   const lock = await probe.stop();
   if (code !== 0) throw new Error(`acl import exited ${code}`);
+  const timed = readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
   const row = {
     label,
     output: out.trim(),
     wallS,
     inForceAtS: lock.switchedAtS,
-    peakRssMiB: Math.round(Number(readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)) / 1024),
+    peakRssMiB: Math.round(timed[0]! / 1024),
+    // CPU seconds of the CLI (user + system): what the import costs whatever the box's load.
+    cpuS: Math.round((timed[1]! + timed[2]!) * 10) / 10,
     longestWriteLockHoldMs: lock.longestHoldMs,
     acceptDuringImport: { ...stats(sent.map((s) => s.ms)), non202: sent.filter((s) => s.status !== 202).length },
   };

@@ -111,6 +111,7 @@ async function importOnce(svc: Child, dbPath: string, csv: string, label: string
     // CPU seconds of the CLI (user + system): what the import costs whatever the box's load.
     cpuS: Math.round((timed[1]! + timed[2]!) * 10) / 10,
     longestWriteLockHoldMs: lock.longestHoldMs,
+    probePausedUpToMs: lock.probePausedUpToMs,
     acceptDuringImport: { ...stats(sent.map((s) => s.ms)), non202: sent.filter((s) => s.status !== 202).length },
   };
   log(`acl import ${label}: ${JSON.stringify(row)}`);

@@ -130,8 +130,11 @@ export async function getLatency(port: number, path: string, n: number): Promise
 
 /**
  * A writer beside an import: tries BEGIN IMMEDIATE with no busy timeout about once a
- * millisecond; the longest stretch it was refused is the longest the import held the write
- * lock (as the service would wait). Also notes when acl_current switches.
+ * millisecond. For each stretch of refusals: from the first refusal to the next success
+ * (an upper bound of how long the import held the lock, inflated when this process itself
+ * was not scheduled) and from the first to the last refusal (a lower bound). The longest
+ * pause between two of its own tries says how far to trust the upper bound on a busy box.
+ * Also notes when acl_current switches.
  */
 export function lockProbe(dbPath: string) {
   const db = new Database(dbPath);
@@ -140,24 +143,34 @@ export function lockProbe(dbPath: string) {
   const rollback = db.prepare('ROLLBACK');
   const gen = db.prepare('SELECT gen FROM acl_current').pluck();
   let running = true;
-  let longest = 0;
+  let upper = 0;
+  let lower = 0;
   let refusals = 0;
   let busySince: number | null = null;
+  let lastRefused = 0;
+  let lastTry = performance.now();
+  let longestPause = 0;
   const t0 = performance.now();
   const first = gen.get();
   let switchedAt: number | null = null;
   const done = (async () => {
     while (running) {
       const now = performance.now();
+      longestPause = Math.max(longestPause, now - lastTry);
+      lastTry = now;
       try {
         begin.run();
         rollback.run();
-        if (busySince !== null) longest = Math.max(longest, now - busySince);
+        if (busySince !== null) {
+          upper = Math.max(upper, now - busySince);
+          lower = Math.max(lower, lastRefused - busySince);
+        }
         busySince = null;
       } catch (err) {
         if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
         if (busySince === null) refusals++;
         busySince ??= now;
+        lastRefused = now;
       }
       try {
         if (switchedAt === null && gen.get() !== first) switchedAt = now - t0;
@@ -170,7 +183,12 @@ export function lockProbe(dbPath: string) {
       running = false;
       await done;
       db.close();
-      return { longestHoldMs: Math.round(longest), refusedStretches: refusals, switchedAtS: switchedAt === null ? null : Math.round(switchedAt / 100) / 10 };
+      return {
+        longestHoldMs: { atLeast: Math.round(lower), atMost: Math.round(upper) },
+        probePausedUpToMs: Math.round(longestPause),
+        refusedStretches: refusals,
+        switchedAtS: switchedAt === null ? null : Math.round(switchedAt / 100) / 10,
+      };
     },
   };
 }

@@ -1,6 +1,6 @@
 // npm run bench:scaling — how cost grows with the work (issue 16 item 4), measured from
 // outside with the built executable. The service runs on core 0; this process (load,
-// receivers, probes), wrk and the acl import CLI (niced) on core 1 (taskset, when
+// receivers, probes), wrk and the acl import CLI on core 1 (taskset, when
 // installed). Rows:
 //   1. `acl import --replace` of 1,000,000 entries into a running service's file: wall
 //      time, when the new list came into force, CPU seconds and peak RSS (VmHWM) of the
@@ -14,7 +14,8 @@
 //      QUEUE_MAX_SIZE (10,000, the default) open requests whose receiver is down.
 //   4. /metrics and /health latency with that backlog vs empty.
 //   5. 1,000 distinct callback origins vs 1: delivery throughput and POST→callback latency.
-// Writes bench/scaling.json. Env: SCALING_ACL_ROWS (1000000), SCALING_SECONDS (5).
+// Writes bench/scaling.json. Env: SCALING_ACL_ROWS (1000000), SCALING_SECONDS (5),
+// SCALING_IMPORT_ONLY=1 (row 1 alone).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -30,6 +31,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = [join(ROOT, 'dist', 'chargegate'), join(ROOT, 'dist', 'chargegate-linux-x64')].find(existsSync)!;
 const ROWS = Number(process.env.SCALING_ACL_ROWS ?? 1_000_000);
 const SECONDS = Number(process.env.SCALING_SECONDS ?? 5);
+/** SCALING_IMPORT_ONLY=1: row 1 alone (the acl imports). */
+const IMPORT_ONLY = process.env.SCALING_IMPORT_ONLY === '1';
 const BACKLOG = 10_000; // QUEUE_MAX_SIZE's default
 const STATION = '123e4567-e89b-12d3-a456-426614174000';
 const TOKEN = 'ABCD-efgh1234567890_~valid.token';
@@ -49,7 +52,7 @@ if (PIN) pinSelf();
 const results: Record<string, unknown> = {
   when: new Date().toISOString(),
   method: PIN
-    ? `service on core ${SERVER_CORE}; load (${WRK ? 'wrk' : 'autocannon'}), receivers, probes and the acl import CLI (nice 10) on core ${LOAD_CORE} (taskset)`
+    ? `service on core ${SERVER_CORE}; load (${WRK ? 'wrk' : 'autocannon'}), receivers, probes and the acl import CLI on core ${LOAD_CORE} (taskset)`
     : 'unpinned: taskset not installed',
   aclRows: ROWS,
   // The box is shared: the 1/5/15-minute load averages when the run started (and ended).
@@ -87,9 +90,10 @@ async function writeCsv(path: string, n: number, badAt = 0): Promise<void> {
 /** Row 1: one `acl import --replace` under /usr/bin/time, beside a serving service. */
 async function importOnce(svc: Child, dbPath: string, csv: string, label: string) {
   const timeFile = join(work, 'time.txt');
-  // A batch job beside the service: on the load core, niced, so the poster and probe measuring
-  // the service are not delayed by it (on the service's core it would take the service's CPU).
-  const [cmd, args] = pinned(LOAD_CORE, 'nice', ['-n', '10', '/usr/bin/time', '-f', '%M %U %S', '-o', timeFile, BIN, 'acl', 'import', csv, '--replace', '--db', dbPath], PIN);
+  // Beside the service, on the load core (on the service's core it would take the service's
+  // CPU). Not niced: a niced import is preempted while it holds the write lock (priority
+  // inversion; measured: the lock held ≥ 860 ms on this shared box).
+  const [cmd, args] = pinned(LOAD_CORE, '/usr/bin/time', ['-f', '%M %U %S', '-o', timeFile, BIN, 'acl', 'import', csv, '--replace', '--db', dbPath], PIN);
   const probe = lockProbe(dbPath);
   const t0 = performance.now();
   const child = spawn(cmd, args, { env: baseEnv, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -196,66 +200,68 @@ try {
   results.aclImportBadLine = { badRow: badAt, refused, refusedAfterS: Math.round((performance.now() - t0) / 100) / 10, before, after, unchanged: JSON.stringify(before) === JSON.stringify(after) };
   log(`bad line at row ${badAt}: ${JSON.stringify(results.aclImportBadLine)}`);
 
-  // 2. decision latency, 10 vs ROWS entries
-  const smallDb = freshDb('small');
-  for (let i = 1; i < 10; i++) cliRun(['acl', 'add', `bench-small-${String(i).padStart(12, '0')}`, '--db', smallDb]);
-  const decideUs = { entries10: decideLatency(smallDb, 10), [`entries${ROWS}`]: decideLatency(bigDb, ROWS) };
-  log(`decide() µs per item: ${JSON.stringify(decideUs)}`);
-  const rx = await receivers(1);
-  const e2e: Record<string, unknown[]> = { entries10: [], [`entries${ROWS}`]: [] };
-  for (let round = 0; round < 2; round++) {
-    for (const [key, db, listed] of [['entries10', smallDb, 10], [`entries${ROWS}`, bigDb, ROWS]] as const) {
-      const s = await service(db);
-      e2e[key]!.push(await endToEnd(s.port, rx, 200, (i) => (listed > 10 ? tok((i * 104_729) % listed) : TOKEN)));
-      await s.stop();
-    }
-  }
-  results.decisionLatency = { decideMicroseconds: decideUs, postToCallbackMs200PerS: e2e };
-  log(`POST→callback at 200/s: ${JSON.stringify(e2e)}`);
-
-  // 3, 4. a backlog of BACKLOG open requests whose receiver is down (connection refused,
-  // next attempt in 10 minutes), vs an empty queue
-  const backlogDb = freshDb('backlog');
-  const emptyDb = freshDb('empty');
-  const slow = { CALLBACK_RETRY_BASE_MS: '600000' };
-  const filler = await service(backlogDb, slow);
-  for (let i = 0; i < BACKLOG; i += 500) {
-    await Promise.all(Array.from({ length: 500 }, () => post(filler.port, { station_id: STATION, driver_token: TOKEN, callback_url: 'http://127.0.0.1:9/cb' })));
-  }
-  await filler.stop();
-  const open = () => new Database(backlogDb, { readonly: true }).prepare("SELECT COUNT(*) FROM charging_requests WHERE state IN ('queued','authorizing','delivering')").pluck().get() as number;
-  const accept: Record<string, number[]> = { empty: [], backlog: [] };
-  const probes: Record<string, Record<string, unknown>> = { empty: {}, backlog: {} };
-  for (let round = 0; round < 2; round++) {
-    for (const [key, db] of [['empty', emptyDb], ['backlog', backlogDb]] as const) {
-      const s = await service(db, slow);
-      if (round === 0) {
-        probes[key] = { openRequests: key === 'backlog' ? open() : 0, health: await getLatency(s.port, '/health', 200), metrics: await getLatency(s.port, '/metrics', 200) };
+  if (!IMPORT_ONLY) {
+    // 2. decision latency, 10 vs ROWS entries
+    const smallDb = freshDb('small');
+    for (let i = 1; i < 10; i++) cliRun(['acl', 'add', `bench-small-${String(i).padStart(12, '0')}`, '--db', smallDb]);
+    const decideUs = { entries10: decideLatency(smallDb, 10), [`entries${ROWS}`]: decideLatency(bigDb, ROWS) };
+    log(`decide() µs per item: ${JSON.stringify(decideUs)}`);
+    const rx = await receivers(1);
+    const e2e: Record<string, unknown[]> = { entries10: [], [`entries${ROWS}`]: [] };
+    for (let round = 0; round < 2; round++) {
+      for (const [key, db, listed] of [['entries10', smallDb, 10], [`entries${ROWS}`, bigDb, ROWS]] as const) {
+        const s = await service(db);
+        e2e[key]!.push(await endToEnd(s.port, rx, 200, (i) => (listed > 10 ? tok((i * 104_729) % listed) : TOKEN)));
+        await s.stop();
       }
-      await acceptRate(s.port, rx.url(0)); // warm-up, 5 s
-      accept[key]!.push(await acceptRate(s.port, rx.url(0)));
-      await s.stop();
     }
-  }
-  results.acceptPerS = { ...accept, median: { empty: median(accept.empty!), backlog: median(accept.backlog!) }, ratio: Math.round((median(accept.backlog!) / median(accept.empty!)) * 100) / 100 };
-  results.healthAndMetricsMs = probes;
-  log(`accept/s: ${JSON.stringify(results.acceptPerS)}; /health, /metrics: ${JSON.stringify(probes)}`);
-  await rx.close();
+    results.decisionLatency = { decideMicroseconds: decideUs, postToCallbackMs200PerS: e2e };
+    log(`POST→callback at 200/s: ${JSON.stringify(e2e)}`);
 
-  // 5. 1,000 distinct callback origins vs 1, at 500/s
-  const originsDb = freshDb('origins');
-  const out: Record<string, unknown[]> = { origins1: [], origins1000: [] };
-  for (let round = 0; round < 2; round++) {
-    for (const n of [1, 1000]) {
-      const many = await receivers(n);
-      const s = await service(originsDb);
-      out[`origins${n}`]!.push(await endToEnd(s.port, many, 500, () => TOKEN, n));
-      await s.stop();
-      await many.close();
+    // 3, 4. a backlog of BACKLOG open requests whose receiver is down (connection refused,
+    // next attempt in 10 minutes), vs an empty queue
+    const backlogDb = freshDb('backlog');
+    const emptyDb = freshDb('empty');
+    const slow = { CALLBACK_RETRY_BASE_MS: '600000' };
+    const filler = await service(backlogDb, slow);
+    for (let i = 0; i < BACKLOG; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, () => post(filler.port, { station_id: STATION, driver_token: TOKEN, callback_url: 'http://127.0.0.1:9/cb' })));
     }
+    await filler.stop();
+    const open = () => new Database(backlogDb, { readonly: true }).prepare("SELECT COUNT(*) FROM charging_requests WHERE state IN ('queued','authorizing','delivering')").pluck().get() as number;
+    const accept: Record<string, number[]> = { empty: [], backlog: [] };
+    const probes: Record<string, Record<string, unknown>> = { empty: {}, backlog: {} };
+    for (let round = 0; round < 2; round++) {
+      for (const [key, db] of [['empty', emptyDb], ['backlog', backlogDb]] as const) {
+        const s = await service(db, slow);
+        if (round === 0) {
+          probes[key] = { openRequests: key === 'backlog' ? open() : 0, health: await getLatency(s.port, '/health', 200), metrics: await getLatency(s.port, '/metrics', 200) };
+        }
+        await acceptRate(s.port, rx.url(0)); // warm-up, 5 s
+        accept[key]!.push(await acceptRate(s.port, rx.url(0)));
+        await s.stop();
+      }
+    }
+    results.acceptPerS = { ...accept, median: { empty: median(accept.empty!), backlog: median(accept.backlog!) }, ratio: Math.round((median(accept.backlog!) / median(accept.empty!)) * 100) / 100 };
+    results.healthAndMetricsMs = probes;
+    log(`accept/s: ${JSON.stringify(results.acceptPerS)}; /health, /metrics: ${JSON.stringify(probes)}`);
+    await rx.close();
+
+    // 5. 1,000 distinct callback origins vs 1, at 500/s
+    const originsDb = freshDb('origins');
+    const out: Record<string, unknown[]> = { origins1: [], origins1000: [] };
+    for (let round = 0; round < 2; round++) {
+      for (const n of [1, 1000]) {
+        const many = await receivers(n);
+        const s = await service(originsDb);
+        out[`origins${n}`]!.push(await endToEnd(s.port, many, 500, () => TOKEN, n));
+        await s.stop();
+        await many.close();
+      }
+    }
+    results.callbackOrigins500PerS = out;
+    log(`origins: ${JSON.stringify(out)}`);
   }
-  results.callbackOrigins500PerS = out;
-  log(`origins: ${JSON.stringify(out)}`);
 } finally {
   (results.loadAverage as Record<string, number[]>).end = loadavg().map((x) => Math.round(x * 10) / 10);
   writeFileSync(join(ROOT, 'bench', 'scaling.json'), `${JSON.stringify(results, null, 2)}\n`);

@@ -102,7 +102,13 @@ export async function post(port: number, body: object): Promise<Sent> {
 }
 
 /** Open loop: `rate` POSTs a second for `seconds` (or until `until` resolves), not waiting for answers. */
-export async function openLoop(port: number, rate: number, seconds: number, body: (i: number) => object, until?: Promise<unknown>): Promise<Sent[]> {
+export async function openLoop(
+  port: number,
+  rate: number,
+  seconds: number,
+  body: (i: number) => object,
+  until?: Promise<unknown>,
+): Promise<Sent[]> {
   let stop = false;
   void until?.then(() => (stop = true));
   const pending: Promise<Sent>[] = [];

@@ -87,7 +87,8 @@ export function currentGen(db: Db): number {
 
 /** Removes one generation in short transactions (its stations go with it: ON DELETE CASCADE). */
 export async function dropGen(db: Db, gen: number): Promise<number> {
-  const del = db.prepare('DELETE FROM acl_rows WHERE gen = ? AND token IN (SELECT token FROM acl_rows WHERE gen = ? LIMIT ?)');
+  const del = db.prepare(
+    'DELETE FROM acl_rows WHERE gen = ? AND token IN (SELECT token FROM acl_rows WHERE gen = ? LIMIT ?)');
   const pace = pacer(db);
   let total = 0;
   for (;;) {
@@ -102,8 +103,10 @@ export async function dropGen(db: Db, gen: number): Promise<number> {
 async function dropLeftovers(db: Db, current: number): Promise<void> {
   const min = db.prepare('SELECT MIN(gen) FROM acl_rows').pluck();
   const max = db.prepare('SELECT MAX(gen) FROM acl_rows').pluck();
-  for (let g = min.get() as number | null; g !== null && g < current; g = min.get() as number | null) await dropGen(db, g);
-  for (let g = max.get() as number | null; g !== null && g > current; g = max.get() as number | null) await dropGen(db, g);
+  const lowest = () => min.get() as number | null;
+  const highest = () => max.get() as number | null;
+  for (let g = lowest(); g !== null && g < current; g = lowest()) await dropGen(db, g);
+  for (let g = highest(); g !== null && g > current; g = highest()) await dropGen(db, g);
 }
 
 /** One `acl import` at a time per database file: the lock is a file lock, gone with the process. */
@@ -144,7 +147,8 @@ export async function replaceList(
     const imported = await build(db, file, old, gen);
 
     const removed = db
-      .prepare('SELECT COUNT(*) FROM acl_rows o WHERE o.gen = ? AND NOT EXISTS (SELECT 1 FROM acl_rows n WHERE n.gen = ? AND n.token = o.token)')
+      .prepare(`SELECT COUNT(*) FROM acl_rows o
+        WHERE o.gen = ? AND NOT EXISTS (SELECT 1 FROM acl_rows n WHERE n.gen = ? AND n.token = o.token)`)
       .pluck()
       .get(old, gen) as number;
     db.pragma('synchronous = FULL');

@@ -29,13 +29,15 @@ function listFile(dir: string, name: string, n: number, tok: (i: number) => stri
 const scoped = (n: number) => Math.ceil(n / 3);
 
 describe('acl import --replace of a large list beside a running service', () => {
-  it('readers and decisions see the old list or the new one, never a mix; the service keeps accepting', { timeout: 180_000 }, async (t) => {
+  const title = 'readers and decisions see the old list or the new one, never a mix; the service keeps accepting';
+  it(title, { timeout: 180_000 }, async (t) => {
     const OLD = 20_000;
     const NEW = 80_000;
     const dir = processDir(t);
     const dbPath = join(dir, 'cg.db');
     const svc = await startService(t, { dbPath });
-    const first = await runCli(t, ['acl', 'import', listFile(dir, 'old.csv', OLD, oldTok), '--replace', '--db', dbPath], { timeoutMs: 60_000 });
+    const oldFile = listFile(dir, 'old.csv', OLD, oldTok);
+    const first = await runCli(t, ['acl', 'import', oldFile, '--replace', '--db', dbPath], { timeoutMs: 60_000 });
     assert.equal(first.stdout, `acl: imported ${OLD}, removed 0\n`, first.stderr);
 
     const reader = new Database(dbPath, { readonly: true });
@@ -45,20 +47,24 @@ describe('acl import --replace of a large list beside a running service', () => 
       new: reader.prepare("SELECT COUNT(*) FROM acl WHERE token LIKE 'new-card-%'").pluck().get() as number,
       stations: reader.prepare('SELECT COUNT(*) FROM acl_stations').pluck().get() as number,
       all: reader.prepare('SELECT COUNT(*) FROM acl').pluck().get() as number,
-      building: reader.prepare('SELECT COUNT(*) FROM acl_rows WHERE gen <> (SELECT gen FROM acl_current)').pluck().get() as number,
+      building: reader.prepare('SELECT COUNT(*) FROM acl_rows WHERE gen <> (SELECT gen FROM acl_current)').pluck()
+        .get() as number,
     }));
     const OLD_STATE = { old: OLD, new: 0, stations: scoped(OLD), all: OLD };
     const NEW_STATE = { old: 0, new: NEW, stations: scoped(NEW), all: NEW };
     // One decide() batch is one read transaction, as in the worker threads: tokens of both
     // lists, from their first, middle and last rows.
     const sample = [0, 1, OLD / 2, OLD - 1].map(oldTok).concat([0, 1, NEW / 2, NEW - 1].map(newTok));
-    const items = sample.map((token, i) => ({ id: `d${i}`, station_id: S1, driver_token: token, token_type: 'RFID' as const }));
+    const items = sample.map((token, i) => ({
+      id: `d${i}`, station_id: S1, driver_token: token, token_type: 'RFID' as const,
+    }));
     const verdicts = () => decide({ dbPath, now: Date.now(), items })!.map((d) => d.status).join(',');
     const OLD_VERDICTS = [...Array(4).fill('allowed'), ...Array(4).fill('not_allowed')].join(',');
     const NEW_VERDICTS = [...Array(4).fill('not_allowed'), ...Array(4).fill('allowed')].join(',');
     assert.equal(verdicts(), OLD_VERDICTS);
 
-    const importing = runCli(t, ['acl', 'import', listFile(dir, 'new.csv', NEW, newTok), '--replace', '--db', dbPath], { timeoutMs: 150_000 });
+    const newFile = listFile(dir, 'new.csv', NEW, newTok);
+    const importing = runCli(t, ['acl', 'import', newFile, '--replace', '--db', dbPath], { timeoutMs: 150_000 });
     let done = false;
     void importing.finally(() => (done = true));
 
@@ -86,7 +92,9 @@ describe('acl import --replace of a large list beside a running service', () => 
         const res = await fetch(`${svc.base}/api/v1/charging-session`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ station_id: S1, driver_token: i % 2 ? oldTok(i) : newTok(i), callback_url: 'http://127.0.0.1:9/cb' }),
+          body: JSON.stringify({
+            station_id: S1, driver_token: i % 2 ? oldTok(i) : newTok(i), callback_url: 'http://127.0.0.1:9/cb',
+          }),
         });
         await res.arrayBuffer();
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
@@ -100,7 +108,7 @@ describe('acl import --replace of a large list beside a running service', () => 
     assert.equal(r.stdout, `acl: imported ${NEW}, removed ${OLD}\n`);
     assert.ok(readsWhileBuilding > 0, `the reads overlapped the build (${reads} reads, none while it was half built)`);
     assert.ok(postsWhileImporting > 0);
-    assert.deepEqual([...statuses.keys()], [202], `every POST during the import was accepted: ${JSON.stringify([...statuses])}`);
+    assert.deepEqual([...statuses.keys()], [202], `every POST during the import got 202: ${JSON.stringify([...statuses])}`);
 
     const { building, ...after } = snapshot();
     assert.deepEqual(after, NEW_STATE);
@@ -113,7 +121,8 @@ describe('acl import --replace: nothing changes unless the whole file is good', 
   const setup = async (t: Parameters<typeof tempDir>[0]) => {
     const dir = tempDir(t);
     const db = join(dir, 'cg.db');
-    const first = await cli(['acl', 'import', listFile(dir, 'old.csv', 500, oldTok), '--replace', '--list-version', '3', '--db', db]);
+    const oldFile = listFile(dir, 'old.csv', 500, oldTok);
+    const first = await cli(['acl', 'import', oldFile, '--replace', '--list-version', '3', '--db', db]);
     assert.equal(first.out, 'acl: imported 500, removed 0, list version 3\n', first.err);
     const rows = () => {
       const c = new Database(db, { readonly: true });
@@ -132,7 +141,8 @@ describe('acl import --replace: nothing changes unless the whole file is good', 
     return { dir, db, rows, before: rows() };
   };
 
-  it('a bad line at row 150,000 of a streamed file: refused with its line, the list as it was, nothing of the file left', { timeout: 120_000 }, async (t) => {
+  const late = 'a bad line at row 150,001 of a streamed file: refused with its line, the list as it was, no rows left';
+  it(late, { timeout: 120_000 }, async (t) => {
     const { dir, db, rows, before } = await setup(t);
     const N = 150_000;
     const file = listFile(dir, 'bad.csv', N, newTok, [`${newTok(N)},not-a-uuid,late`, `${newTok(N + 1)},,after`]);
@@ -174,26 +184,31 @@ describe('acl import --replace: nothing changes unless the whole file is good', 
     const busy = await cli(['acl', 'import', file, '--replace', '--db', db]);
     held.release();
     assert.equal(busy.code, 2);
-    assert.equal(busy.err, 'chargegate: another acl import is running on this database; run this one when it has finished\n');
+    assert.equal(busy.err,
+      'chargegate: another acl import is running on this database; run this one when it has finished\n');
     assert.deepEqual(rows(), before);
 
     // What an import killed halfway leaves: rows of a generation nobody reads.
     const w = new Database(db);
     w.pragma('foreign_keys = ON');
     const gen = (before.current as number) + 1;
-    for (let i = 0; i < 3000; i++) w.prepare('INSERT INTO acl_rows (gen, token) VALUES (?, ?)').run(gen, `dead-card-${String(i).padStart(12, '0')}`);
-    w.prepare('INSERT INTO acl_station_rows (gen, token, station_id) VALUES (?, ?, ?)').run(gen, 'dead-card-000000000000', S1);
+    const dead = w.prepare('INSERT INTO acl_rows (gen, token) VALUES (?, ?)');
+    for (let i = 0; i < 3000; i++) dead.run(gen, `dead-card-${String(i).padStart(12, '0')}`);
+    w.prepare('INSERT INTO acl_station_rows (gen, token, station_id) VALUES (?, ?, ?)')
+      .run(gen, 'dead-card-000000000000', S1);
     await cli(['acl', 'group', 'add', 'fleet', '--db', db]);
     w.prepare("UPDATE acl_rows SET group_name = 'fleet' WHERE gen = ? AND token = 'dead-card-000000000001'").run(gen);
     w.close();
     assert.deepEqual(rows().list, before.list, 'not seen by readers');
     const inUse = await cli(['acl', 'group', 'remove', 'fleet', '--db', db]);
-    assert.equal(inUse.err, 'chargegate: group fleet is used by an acl import in progress; remove it when the import has finished\n');
+    assert.equal(inUse.err,
+      'chargegate: group fleet is used by an acl import in progress; remove it when the import has finished\n');
 
     const r = await cli(['acl', 'import', file, '--replace', '--db', db]);
     assert.equal(r.out, 'acl: imported 10, removed 500\n', r.err);
     const after = rows();
-    assert.deepEqual(after.list.map((x) => (x as { token: string }).token), Array.from({ length: 10 }, (_, i) => newTok(i)));
+    const tokens = after.list.map((x) => (x as { token: string }).token);
+    assert.deepEqual(tokens, Array.from({ length: 10 }, (_, i) => newTok(i)));
     assert.deepEqual(after.gens, [after.current]);
     assert.equal(after.stations, 4);
     assert.equal((await cli(['acl', 'group', 'remove', 'fleet', '--db', db])).out, 'acl: group removed\n');

@@ -45,9 +45,10 @@ function toRecord(rec: Record<string, string>, line: number): AclRecord {
  * `;` or spaces; empty = every station), `expires_at`, `blocked`, `note`, `group`,
  * `valid_from`, `allow_offline`, `token_type` (empty = any type), and `remove` (differential updates: true removes the
  * token, OCPP's entry without IdTagInfo). Each row goes to `onRecord` once checked; a bad
- * row stops the read with a usage error naming its line. Resolves to the number of rows.
+ * row stops the read with a usage error naming its line. When `onRecord` returns a promise,
+ * the read waits for it. Resolves to the number of rows.
  */
-export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void): Promise<number> {
+export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void | Promise<void>): Promise<number> {
   let handle;
   try {
     handle = await open(file, 'r');
@@ -84,7 +85,9 @@ export async function readAclCsv(file: string, onRecord: (r: AclRecord) => void)
         throw usageError(`CSV line ${line}: ${(err as Error).message}`);
       }
       inCallback = true;
-      onRecord(record);
+      // A promise: the receiver wrote a chunk and waits before taking the next rows.
+      const wait = onRecord(record);
+      if (wait) await wait;
       inCallback = false;
       rows++;
     }

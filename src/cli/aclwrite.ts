@@ -67,19 +67,25 @@ export function createAclStage(db: Db): AclStage {
 
   const firstMissingGroup = db.prepare(`SELECT line, group_name AS "group" FROM temp.acl_stage
     WHERE group_name IS NOT NULL AND group_name NOT IN (SELECT name FROM acl_groups) ORDER BY line LIMIT 1`);
-  const removeUnlisted = db.prepare('DELETE FROM acl WHERE token NOT IN (SELECT token FROM temp.acl_stage)');
+  // In place, on the generation in force (acl_current): a differential update and `acl add`.
+  // A full replace builds a new generation instead (src/cli/aclswap.ts).
+  const GEN = '(SELECT gen FROM acl_current)';
+  const removeUnlisted = db.prepare(
+    `DELETE FROM acl_rows WHERE gen = ${GEN} AND token NOT IN (SELECT token FROM temp.acl_stage)`);
   const removeListed = db.prepare(
-    'DELETE FROM acl WHERE token IN (SELECT token FROM temp.acl_stage_removals)');
+    `DELETE FROM acl_rows WHERE gen = ${GEN} AND token IN (SELECT token FROM temp.acl_stage_removals)`);
   // `WHERE true`: SQLite's parser needs it before ON CONFLICT in an INSERT … SELECT.
-  const upsertEntries = db.prepare(`INSERT INTO acl
-      (token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type)
-    SELECT token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type FROM temp.acl_stage WHERE true
-    ON CONFLICT (token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
+  const upsertEntries = db.prepare(`INSERT INTO acl_rows
+      (gen, token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type)
+    SELECT ${GEN}, token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type
+    FROM temp.acl_stage WHERE true
+    ON CONFLICT (gen, token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at,
       note = excluded.note, group_name = excluded.group_name, valid_from = excluded.valid_from,
       allow_offline = excluded.allow_offline, token_type = excluded.token_type, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')`);
-  const clearStations = db.prepare('DELETE FROM acl_stations WHERE token IN (SELECT token FROM temp.acl_stage)');
-  const addStations = db.prepare(
-    'INSERT OR IGNORE INTO acl_stations (token, station_id) SELECT token, station_id FROM temp.acl_stage_stations');
+  const clearStations = db.prepare(
+    `DELETE FROM acl_station_rows WHERE gen = ${GEN} AND token IN (SELECT token FROM temp.acl_stage)`);
+  const addStations = db.prepare(`INSERT OR IGNORE INTO acl_station_rows (gen, token, station_id)
+    SELECT ${GEN}, token, station_id FROM temp.acl_stage_stations`);
   // The cards are known now: they leave the unknown-token list.
   const forgetUnknown = db.prepare(
     'DELETE FROM unknown_tokens WHERE token_hash IN (SELECT token_hash FROM temp.acl_stage)');

@@ -60,6 +60,10 @@ export function groupRemove(db: Db, name: string): { removed: boolean; tokens: n
       out = { removed: false, tokens };
       return;
     }
+    // Rows of another generation of the list: an `acl import --replace` building or removing one.
+    if (db.prepare('SELECT EXISTS (SELECT 1 FROM acl_rows WHERE group_name = ?)').pluck().get(name) === 1) {
+      throw usageError(`group ${name} is used by an acl import in progress; remove it when the import has finished`);
+    }
     out = { removed: db.prepare('DELETE FROM acl_groups WHERE name = ?').run(name).changes > 0, tokens: 0 };
   }).immediate();
   return out;

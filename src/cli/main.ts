@@ -219,7 +219,8 @@ export function buildProgram(io: CliIo, version: string): Command {
       const listVersion = o.listVersion === undefined ? null : checkListVersion(o.listVersion);
       // Before the database is opened (and, on first use, created) for a file that cannot be read.
       checkReadable(file);
-      const r = await withDbAsync(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion }));
+      const nativeBinding = runtimePaths().nativeBinding;
+      const r = await withDbAsync(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion, nativeBinding }));
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
   const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn, access) => withDb(io, dbFlag, fn, access), dbOption });

@@ -424,6 +424,88 @@ SELECT key, body_hash, request_id, ${iso('created_at')} AS created_at
 FROM idempotency_keys;
 `,
   },
+  {
+    version: 12,
+    name: 'the local list in generations: a full import is built beside the live list and switched by one row',
+    sql: `
+-- The ACL is kept in generations: acl_current names the one in force, and acl and
+-- acl_stations are views of it, so every reader (the decision, acl list, acl_effective)
+-- sees one whole list. \`acl import --replace\` builds the next generation in short write
+-- transactions while the service keeps writing, switches acl_current in one short
+-- transaction, then removes the old generation in chunks (src/cli/aclswap.ts): a
+-- 1,000,000-entry list replaced in one transaction held the write lock for ~5.5 s.
+CREATE TABLE acl_current (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  gen  INTEGER NOT NULL
+) STRICT;
+INSERT INTO acl_current (id, gen) VALUES (1, 0);
+
+CREATE TABLE acl_rows (
+  gen           INTEGER NOT NULL,
+  token         TEXT NOT NULL,                   -- driver token as issued (RFID UID, app token)
+  blocked       INTEGER NOT NULL DEFAULT 0 CHECK (blocked IN (0,1)),
+  expires_at    TEXT,                            -- ISO-8601 UTC; NULL = never
+  note          TEXT,
+  created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  group_name    TEXT REFERENCES acl_groups(name),
+  valid_from    TEXT,                            -- ISO-8601 UTC; NULL = already valid
+  allow_offline INTEGER NOT NULL DEFAULT 0 CHECK (allow_offline IN (0,1)),
+  token_type    TEXT CHECK (token_type IN ('RFID','APP_USER','AD_HOC_USER','OTHER')),
+  PRIMARY KEY (gen, token)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX acl_rows_group ON acl_rows (group_name) WHERE group_name IS NOT NULL;
+
+CREATE TABLE acl_station_rows (
+  gen         INTEGER NOT NULL,
+  token       TEXT NOT NULL,
+  station_id  TEXT NOT NULL,                     -- lower-case UUID
+  PRIMARY KEY (gen, token, station_id),
+  FOREIGN KEY (gen, token) REFERENCES acl_rows (gen, token) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO acl_rows (gen, token, blocked, expires_at, note, created_at, updated_at, group_name, valid_from,
+    allow_offline, token_type)
+  SELECT 0, token, blocked, expires_at, note, created_at, updated_at, group_name, valid_from, allow_offline, token_type
+  FROM acl;
+INSERT INTO acl_station_rows (gen, token, station_id) SELECT 0, token, station_id FROM acl_stations;
+DROP TABLE acl_stations;
+DROP TABLE acl;
+
+CREATE VIEW acl AS
+SELECT token, blocked, expires_at, note, created_at, updated_at, group_name, valid_from, allow_offline, token_type
+FROM acl_rows WHERE gen = (SELECT gen FROM acl_current);
+
+CREATE VIEW acl_stations AS
+SELECT token, station_id FROM acl_station_rows WHERE gen = (SELECT gen FROM acl_current);
+
+-- Writing through the views (an admin in the sqlite3 shell) writes the generation in force.
+CREATE TRIGGER acl_insert INSTEAD OF INSERT ON acl BEGIN
+  INSERT INTO acl_rows (gen, token, blocked, expires_at, note, created_at, updated_at, group_name, valid_from,
+      allow_offline, token_type)
+    VALUES ((SELECT gen FROM acl_current), NEW.token, COALESCE(NEW.blocked, 0), NEW.expires_at, NEW.note,
+      COALESCE(NEW.created_at, strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+      COALESCE(NEW.updated_at, strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+      NEW.group_name, NEW.valid_from, COALESCE(NEW.allow_offline, 0), NEW.token_type);
+END;
+CREATE TRIGGER acl_update INSTEAD OF UPDATE ON acl BEGIN
+  UPDATE acl_rows SET token = NEW.token, blocked = NEW.blocked, expires_at = NEW.expires_at, note = NEW.note,
+      created_at = NEW.created_at, updated_at = NEW.updated_at, group_name = NEW.group_name,
+      valid_from = NEW.valid_from, allow_offline = NEW.allow_offline, token_type = NEW.token_type
+    WHERE gen = (SELECT gen FROM acl_current) AND token = OLD.token;
+END;
+CREATE TRIGGER acl_delete INSTEAD OF DELETE ON acl BEGIN
+  DELETE FROM acl_rows WHERE gen = (SELECT gen FROM acl_current) AND token = OLD.token;
+END;
+CREATE TRIGGER acl_stations_insert INSTEAD OF INSERT ON acl_stations BEGIN
+  INSERT INTO acl_station_rows (gen, token, station_id) VALUES ((SELECT gen FROM acl_current), NEW.token, NEW.station_id);
+END;
+CREATE TRIGGER acl_stations_delete INSTEAD OF DELETE ON acl_stations BEGIN
+  DELETE FROM acl_station_rows WHERE gen = (SELECT gen FROM acl_current) AND token = OLD.token
+    AND station_id = OLD.station_id;
+END;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

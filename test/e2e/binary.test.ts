@@ -45,6 +45,18 @@ describe('the single executable', { timeout: 300_000 }, () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });
 
+  test('acl import --replace: the import lock opens with the unpacked addon; the new list is in force', async () => {
+    // The import takes a lock file through SQLite: without the addon path it failed here only.
+    const db = join(dir, 'import', 'cg.db');
+    const csv = join(dir, 'import.csv');
+    writeFileSync(csv, `token,stations\n${TOKEN},${STATION}\nEFGH-efgh1234567890_~valid.token,\n`);
+    const r = await runBinary(bin, ['acl', 'import', csv, '--replace', '--db', db], { cwd: dir, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'acl: imported 2, removed 0\n');
+    const list = await runBinary(bin, ['acl', 'list', '--json', '--db', db], { cwd: dir, env });
+    assert.equal(JSON.parse(list.stdout).length, 2, list.stdout);
+  });
+
   test('acl add, serve, an allowed decision reaches the callback, SIGTERM exits 0', async (t) => {
     const add = await runBinary(bin, ['acl', 'add', TOKEN, '--db', env.DB_PATH!], { cwd: dir, env });
     assert.equal(add.code, 0, add.stderr);

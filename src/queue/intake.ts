@@ -6,12 +6,11 @@ import { hashToken, maskToken } from '../core/token.ts';
 import { uuidv7 } from '../core/uuid7.ts';
 import type { SessionBody, TokenType } from '../core/types.ts';
 import { DEFAULT_TOKEN_TYPE } from '../core/validate.ts';
-import type { Committer } from './committer.ts';
 import type { Depth } from './depth.ts';
-import type { Store } from './store.ts';
+import type { Queue } from './queue.ts';
 
 // Accepting a request: reserve room under the bound, write the row in the next group
-// commit, and only then answer. The 202 means "on disk" (SPEC §3).
+// commit, and only then answer. The 202 means "committed" (SPEC §3).
 
 /** How long an Idempotency-Key is remembered (Stripe and the IETF draft use 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
@@ -30,8 +29,7 @@ export interface Handoff {
 }
 
 export interface IntakeDeps {
-  store: Store;
-  committer: Committer;
+  queue: Pick<Queue, 'accept' | 'findKey'>;
   depth: Depth;
   log: Logger;
   /** Called after each commit that accepted requests, to wake the dispatcher. */
@@ -57,13 +55,20 @@ function bodyHash(b: SessionBody): string {
   return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
+/** The first request under an Idempotency-Key: its id and body hash, and whether it was there already. */
+interface First {
+  id: string;
+  hash: string;
+  found: boolean;
+}
+
 export function createIntake(deps: IntakeDeps) {
-  const { store, committer, depth, log, onAccepted } = deps;
+  const { queue, depth, log, onAccepted } = deps;
   const now = deps.now ?? Date.now;
   let closed = false;
   // Keys whose first request is being committed right now: a concurrent repeat waits for
   // it instead of racing it into a second row.
-  const pendingKeys = new Map<string, { hash: string; done: Promise<string> }>();
+  const pendingKeys = new Map<string, Promise<First>>();
 
   async function insert(body: SessionBody, key: string | null, hash: string | null, client: string | null): Promise<string> {
     const room = depth.tryReserve(client);
@@ -86,11 +91,7 @@ export function createIntake(deps: IntakeDeps) {
     };
     const handoff = deps.handoff?.tryReserve() ? deps.handoff : null;
     try {
-      await committer.run(() => {
-        if (handoff) store.insertClaimed(row, handoff.leaseMs);
-        else store.insert(row);
-        if (key !== null) store.insertKey(key, hash!, row.id, at);
-      });
+      await queue.accept(row, key, hash, handoff ? handoff.leaseMs : null);
     } catch (err) {
       handoff?.cancel();
       depth.unreserve(client);
@@ -125,29 +126,35 @@ export function createIntake(deps: IntakeDeps) {
     const hash = bodyHash(body);
     const pending = pendingKeys.get(key);
     if (pending) {
+      let first: First;
       try {
-        return replay(key, pending.hash, hash, await pending.done);
-      } catch (err) {
+        first = await pending;
+      } catch {
         // The first attempt failed (503): this one is a first attempt of its own.
-        if ((err as ChargegateError).code === 'CG_ERR_IDEMPOTENCY_MISMATCH') throw err;
         return accept(body, idempotencyKey, client);
       }
+      return replay(key, first.hash, hash, first.id);
     }
-    let found: { body_hash: string; request_id: string } | null;
+    // Registered before the key is looked up: a repeat arriving meanwhile waits for this one.
+    const lookup = firstOf(key, body, hash, client);
+    pendingKeys.set(key, lookup);
     try {
-      found = store.findKey(key, now() - IDEMPOTENCY_TTL_MS);
-    } catch {
-      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
-    }
-    if (found) return replay(key, found.body_hash, hash, found.request_id);
-
-    const done = insert(body, key, hash, client);
-    pendingKeys.set(key, { hash, done });
-    try {
-      return { request_id: await done, replayed: false };
+      const first = await lookup;
+      return first.found ? replay(key, first.hash, hash, first.id) : { request_id: first.id, replayed: false };
     } finally {
       pendingKeys.delete(key);
     }
+  }
+
+  async function firstOf(key: string, body: SessionBody, hash: string, client: string | null): Promise<First> {
+    let found: { body_hash: string; request_id: string } | null;
+    try {
+      found = await queue.findKey(key, now() - IDEMPOTENCY_TTL_MS);
+    } catch {
+      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
+    }
+    if (found) return { id: found.request_id, hash: found.body_hash, found: true };
+    return { id: await insert(body, key, hash, client), hash, found: false };
   }
 
   return {

@@ -10,10 +10,10 @@ import type { AuthorizeTask } from '../../src/core/types.ts';
 import { authorize } from '../../workers/authorize.ts';
 import { startAuthority } from '../support/authority.ts';
 import { createDispatcher, type Observer, type TaskRunner } from '../../src/dispatch/dispatcher.ts';
-import { createCommitter } from '../../src/queue/committer.ts';
 import { openDb } from '../../src/queue/db.ts';
 import { createDepth } from '../../src/queue/depth.ts';
 import { migrate } from '../../src/queue/migrate.ts';
+import { createSqliteQueue } from '../../src/queue/sqlite.ts';
 import { createStore } from '../../src/queue/store.ts';
 import { captureLog } from '../support/app.ts';
 import { tempDir, waitFor } from '../support/tmp.ts';
@@ -21,7 +21,7 @@ import { tempDir, waitFor } from '../support/tmp.ts';
 // The failure paths a real worker cannot be made to take on demand (a thread that hangs
 // or crashes) run against a scripted pool; everything else here is real.
 
-function setup(
+async function setup(
   t: { after: (fn: () => void) => void },
   pool: TaskRunner,
   env: Record<string, string> = {},
@@ -35,15 +35,14 @@ function setup(
   t.after(() => db.close());
   const config = loadConfig({ DB_PATH: path, WORKERS: '1', ...env });
   const store = createStore(db);
-  const committer = createCommitter(db);
-  const depth = createDepth(store, 1000);
-  const dispatcher = createDispatcher({ config, store, committer, depth, pool, log: captureLog().log, pollMs: 50, ...(observer ? { observer } : {}) });
-  t.after(() => void dispatcher.stop(0));
+  const queue = createSqliteQueue(db, { path, maxCacheEntries: 1000, keysRequired: false });
   const ids = Array.from({ length: count }, () => randomUUID());
   ids.forEach((id, i) => {
     store.insert({ id, station_id: 's', driver_token: 'ABCD-efgh1234567890_~valid.token', token_hash: 'h', token_mask: 'm', callback_url: urls[i % urls.length]!, created_at: Date.now() });
   });
-  depth.resync();
+  const depth = await createDepth(queue, 1000);
+  const dispatcher = createDispatcher({ config, queue, depth, pool, log: captureLog().log, pollMs: 50, ...(observer ? { observer } : {}) });
+  t.after(() => void dispatcher.stop(0));
   const id = ids[0]!;
   const get = () => db.prepare('SELECT * FROM charging_requests WHERE id = ?').get(id) as Record<string, unknown>;
   const attempts = () => db.prepare('SELECT COUNT(*) FROM callback_attempts WHERE request_id = ?').pluck().get(id) as number;
@@ -64,7 +63,7 @@ describe('dispatcher failure paths', () => {
         return Promise.resolve(ok200(tk));
       },
     };
-    const { dispatcher, get, depth } = setup(t, pool, { AUTHORIZATION_TIMEOUT_MS: '50' });
+    const { dispatcher, get, depth } = await setup(t, pool, { AUTHORIZATION_TIMEOUT_MS: '50' });
     dispatcher.start();
     await waitFor(() => get().state === 'delivered', { what: 'delivery' });
     assert.equal(get().decision_status, 'unknown');
@@ -77,7 +76,7 @@ describe('dispatcher failure paths', () => {
     const pool: TaskRunner = {
       run: (task, { name }) => (name === 'decide' ? Promise.reject(new Error('worker exited')) : Promise.resolve(ok200(task as never))),
     };
-    const { dispatcher, get } = setup(t, pool);
+    const { dispatcher, get } = await setup(t, pool);
     dispatcher.start();
     await waitFor(() => get().state === 'delivered', { what: 'delivery' });
     assert.equal(get().decision_reason, 'worker_error');
@@ -92,7 +91,7 @@ describe('dispatcher failure paths', () => {
         return ++deliveries === 1 ? Promise.reject(new Error('worker exited')) : Promise.resolve(ok200(tk));
       },
     };
-    const { dispatcher, get, attempts } = setup(t, pool, { CALLBACK_RETRY_BASE_MS: '1' });
+    const { dispatcher, get, attempts } = await setup(t, pool, { CALLBACK_RETRY_BASE_MS: '1' });
     dispatcher.start();
     await waitFor(() => get().state === 'delivered', { what: 'delivery' });
     assert.equal(get().attempts, 1);
@@ -113,7 +112,7 @@ describe('dispatcher failure paths', () => {
         return ok200(tk);
       },
     };
-    const { dispatcher, get, attempts } = setup(t, pool, { CALLBACK_TIMEOUT_MS: '50' });
+    const { dispatcher, get, attempts } = await setup(t, pool, { CALLBACK_TIMEOUT_MS: '50' });
     dispatcher.start();
     await waitFor(() => get().state === 'delivered', { what: 'delivery' });
     assert.equal(started, 1, 'one task ran');
@@ -136,7 +135,7 @@ describe('dispatcher failure paths', () => {
         return ok200(tk);
       },
     };
-    const { dispatcher, get, attempts } = setup(t, pool, {}, { decided: (d) => decided.push(d), attempted: () => undefined });
+    const { dispatcher, get, attempts } = await setup(t, pool, {}, { decided: (d) => decided.push(d), attempted: () => undefined });
     dispatcher.start();
     await waitFor(() => typeof releaseDecide === 'function', { what: 'decide task running' });
     assert.deepEqual(await dispatcher.stop(0), { released: 1 });
@@ -172,7 +171,7 @@ describe('decision deadlines', () => {
         return ok200(tk as never);
       },
     };
-    const { dispatcher, get } = setup(t, pool, { AUTHORIZER_URL: authority.url(), AUTHORIZATION_TIMEOUT_MS: '400' }, {
+    const { dispatcher, get } = await setup(t, pool, { AUTHORIZER_URL: authority.url(), AUTHORIZATION_TIMEOUT_MS: '400' }, {
       decided: (d) => (decision = d as unknown as Record<string, unknown>),
       attempted: () => undefined,
     });
@@ -204,7 +203,7 @@ describe('dispatcher invariants', () => {
       },
     };
     const origins = ['http://a.test/cb', 'http://b.test:81/cb', 'http://c.test/x'];
-    const { dispatcher, depth, db } = setup(t, pool, { CALLBACK_TIMEOUT_MS: '40', AUTHORIZATION_TIMEOUT_MS: '40', CALLBACK_MAX_ATTEMPTS: '3', WORKER_CONCURRENCY: '4', CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN: '2' }, undefined, 60, origins);
+    const { dispatcher, depth, db } = await setup(t, pool, { CALLBACK_TIMEOUT_MS: '40', AUTHORIZATION_TIMEOUT_MS: '40', CALLBACK_MAX_ATTEMPTS: '3', WORKER_CONCURRENCY: '4', CALLBACK_MAX_IN_FLIGHT_PER_ORIGIN: '2' }, undefined, 60, origins);
     dispatcher.start();
     const open = () => db.prepare("SELECT COUNT(*) FROM charging_requests WHERE state IN ('queued','authorizing','delivering')").pluck().get() as number;
     await waitFor(() => open() === 0, { what: 'every request finished', timeoutMs: 30_000 }).catch((e) => {
@@ -214,7 +213,7 @@ describe('dispatcher invariants', () => {
     await waitFor(() => dispatcher.probe().inflight === 0 && dispatcher.probe().gates === 0, { what: 'nothing held, every task settled' });
     assert.deepEqual(dispatcher.probe(), { inflight: 0, doubleFinishes: 0, decisionSlots: 0, deliverySlots: 0, waiting: 0, gates: 0 });
     assert.equal(depth.value, 0);
-    depth.resync();
+    await depth.resync();
     assert.equal(depth.value, 0);
     // Attempt rows only for POSTs reported as made: numbered 1..attempts without gaps.
     const gaps = db.prepare(`SELECT COUNT(*) FROM charging_requests r WHERE attempts != (SELECT COUNT(*) FROM callback_attempts a WHERE a.request_id = r.id)`).pluck().get();

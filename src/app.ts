@@ -100,6 +100,8 @@ export async function createApp(opts: AppOptions) {
       return b === null ? null : b.state === 'open' ? 1 : b.state === 'half_open' ? 0.5 : 0;
     },
   });
+  // Work another instance left in the shared table (PostgreSQL) is looked for at once.
+  queue.watch(() => dispatcher.kick());
   const intake = createIntake({ queue, depth, log, onAccepted: dispatcher.kick, handoff: dispatcher.handoff, now });
   const retention = createRetention({ queue, log, retentionDays: config.retentionDays, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, now });
   onLost = () => {

@@ -7,7 +7,7 @@ import { uuidv7 } from '../core/uuid7.ts';
 import type { SessionBody, TokenType } from '../core/types.ts';
 import { DEFAULT_TOKEN_TYPE } from '../core/validate.ts';
 import type { Depth } from './depth.ts';
-import type { Queue } from './queue.ts';
+import type { AcceptOutcome, KeyHit, Queue } from './queue.ts';
 
 // Accepting a request: reserve room under the bound, write the row in the next group
 // commit, and only then answer. The 202 means "committed" (SPEC §3).
@@ -70,7 +70,8 @@ export function createIntake(deps: IntakeDeps) {
   // it instead of racing it into a second row.
   const pendingKeys = new Map<string, Promise<First>>();
 
-  async function insert(body: SessionBody, key: string | null, hash: string | null, client: string | null): Promise<string> {
+  /** The new request's id; with a key, the key's first request when another instance committed it first. */
+  async function insert(body: SessionBody, key: string | null, hash: string | null, client: string | null): Promise<string | KeyHit> {
     const room = depth.tryReserve(client);
     if (room === 'full') throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
     if (room === 'share') {
@@ -90,13 +91,21 @@ export function createIntake(deps: IntakeDeps) {
       created_at: at,
     };
     const handoff = deps.handoff?.tryReserve() ? deps.handoff : null;
+    let outcome: AcceptOutcome;
     try {
-      await queue.accept(row, key, hash, handoff ? handoff.leaseMs : null);
+      outcome = await queue.accept(row, key, hash, handoff ? handoff.leaseMs : null);
     } catch (err) {
       handoff?.cancel();
       depth.unreserve(client);
       log.error({ err: String(err) }, 'could not commit an accepted request');
       throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
+    }
+    if (outcome !== null) {
+      handoff?.cancel();
+      depth.unreserve(client);
+      if (outcome === 'full') throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
+      // Another instance committed the same key first: its request is the answer.
+      return outcome;
     }
     depth.committed(client);
     log.info({ request_id: row.id, station_id: row.station_id, driver_token: row.token_mask, ...(client ? { client } : {}) }, 'accepted');
@@ -119,7 +128,8 @@ export function createIntake(deps: IntakeDeps) {
    */
   async function accept(body: SessionBody, idempotencyKey: string | null = null, client: string | null = null): Promise<Accepted> {
     if (closed) throw new ChargegateError('CG_ERR_SHUTTING_DOWN', 'the service is shutting down; retry against the restarted service');
-    if (idempotencyKey === null) return { request_id: await insert(body, null, null, client), replayed: false };
+    // Without a key insert resolves to the new id (a KeyHit needs a key).
+    if (idempotencyKey === null) return { request_id: (await insert(body, null, null, client)) as string, replayed: false };
     // Client names cannot contain '/', so a client's keys never meet another's.
     const key = client === null ? idempotencyKey : `${client}/${idempotencyKey}`;
 
@@ -154,7 +164,8 @@ export function createIntake(deps: IntakeDeps) {
       throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
     }
     if (found) return { id: found.request_id, hash: found.body_hash, found: true };
-    return { id: await insert(body, key, hash, client), hash, found: false };
+    const r = await insert(body, key, hash, client);
+    return typeof r === 'string' ? { id: r, hash, found: false } : { id: r.request_id, hash: r.body_hash, found: true };
   }
 
   return {

@@ -1,9 +1,15 @@
 import type { Logger } from 'pino';
+import { ChargegateError } from '../core/errors.ts';
 import type { CommitterHooks } from './committer.ts';
 import type { Db } from './db.ts';
 import { preflight, watchWal } from './dbfile.ts';
 import { openServing } from './instance.ts';
 import type { Queue } from './queue.ts';
+import { randomUUID } from 'node:crypto';
+import { connectPg, redactUrl } from './pg/connect.ts';
+import { releaseDeadInstances } from './pg/instances.ts';
+import { migratePg } from './pg/migrate.ts';
+import { createPgQueue } from './pg/queue.ts';
 import { createSqliteQueue } from './sqlite.ts';
 
 // The one place that picks the engine: PostgreSQL when DATABASE_URL is set, else the
@@ -18,6 +24,8 @@ const WAL_CHECK_MS = 1000;
 /** The settings the queue needs (src/config.ts Config has them all). */
 export interface QueueSettings {
   dbPath: string;
+  databaseUrl: string | null;
+  queueMaxSize: number;
   authorizerCacheMaxEntries: number;
   apiKeysRequired: boolean;
 }
@@ -43,7 +51,30 @@ export interface OpenedQueue {
 }
 
 export async function openQueue(config: Readonly<QueueSettings>, opts: OpenQueueOptions): Promise<OpenedQueue> {
+  if (config.databaseUrl !== null) return openPostgres(config.databaseUrl, config, opts);
   return openSqlite(config, opts);
+}
+
+async function openPostgres(url: string, config: Readonly<QueueSettings>, opts: OpenQueueOptions): Promise<OpenedQueue> {
+  const { log } = opts;
+  const where = redactUrl(url);
+  const sql = connectPg(url);
+  try {
+    const migrated = await migratePg(sql);
+    if (migrated.from !== migrated.to) log.info({ ...migrated, db: where }, 'database migrated');
+    const instanceId = randomUUID();
+    const dead = await releaseDeadInstances(sql, instanceId, opts.now());
+    if (dead.released) log.warn({ ...dead }, 'instances that died left claimed requests; they are resumed now');
+    const queue = await createPgQueue(sql, {
+      where, instanceId, maxOpen: config.queueMaxSize, maxCacheEntries: config.authorizerCacheMaxEntries,
+      keysRequired: config.apiKeysRequired, now: opts.now, hooks: opts.hooks,
+    });
+    return { queue, fault: () => null, db: null };
+  } catch (err) {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+    if (err instanceof ChargegateError) throw err;
+    throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot open database ${where}: ${(err as Error).message}`);
+  }
 }
 
 function openSqlite(config: Readonly<QueueSettings>, opts: OpenQueueOptions): OpenedQueue {

@@ -10,6 +10,7 @@ import type { AttemptRecord, Claim, ClaimedRow, NewRequest } from './store.ts';
 // picks one from the configuration.
 
 export type { AttemptRecord, Claim, ClaimedRow, NewRequest } from './store.ts';
+export type { Decision } from '../core/types.ts';
 
 /** What one claim asks for; the hooks run inside the claim's transaction, in order. */
 export interface ClaimRequest {
@@ -41,6 +42,9 @@ export interface DecisionWrite {
   keep: boolean;
 }
 
+/** How an accept ended (see Queue.accept). */
+export type AcceptOutcome = null | 'full' | KeyHit;
+
 export interface KeyHit {
   body_hash: string;
   request_id: string;
@@ -64,9 +68,11 @@ export interface Queue {
   readonly where: string;
   /**
    * Writes an accepted request (claimed under a lease of leaseMs when not null) and its
-   * Idempotency-Key (when key is not null). Settles once committed.
+   * Idempotency-Key (when key is not null). Settles once committed: null when written;
+   * 'full' when the queue shared by all instances is at maxOpen (nothing written); the
+   * key's first request when another instance committed the same key first (nothing written).
    */
-  accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<void>;
+  accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<AcceptOutcome>;
   /** The request an Idempotency-Key was first used for, if it was used since notBefore. */
   findKey(key: string, notBefore: number): Promise<KeyHit | null>;
   /** Claims due rows of both lanes in one transaction. */
@@ -97,6 +103,8 @@ export interface Queue {
   readonly keys: KeyDoor;
   /** Ops waiting for the next commit. */
   readonly pending: number;
+  /** Calls wake when another instance (or a command) committed work this one may claim; SQLite: never. */
+  watch(wake: () => void): void;
   /** Commits what is pending, records a clean stop, and closes. */
   close(): Promise<void>;
 }

@@ -6,7 +6,9 @@ import type { Db } from './db.ts';
 import { resign } from './instance.ts';
 import { createKeyring } from './keys.ts';
 import { createProbe } from './probe.ts';
-import type { AttemptRecord, Claim, ClaimRequest, ClaimResult, DecisionWrite, NewRequest, PruneKind, Queue } from './queue.ts';
+import type {
+  AcceptOutcome, AttemptRecord, Claim, ClaimRequest, ClaimResult, DecisionWrite, NewRequest, PruneKind, Queue,
+} from './queue.ts';
 import { createReads } from './reads.ts';
 import { createStore } from './store.ts';
 
@@ -44,11 +46,14 @@ export function createSqliteQueue(db: Db, opts: SqliteQueueOptions): Queue & { r
     engine: 'sqlite',
     where: opts.path,
     db,
-    accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<void> {
+    // One process serves the file (the lock): the bound and the keys are settled in memory
+    // before this runs (depth.ts, intake.ts), so it always writes.
+    accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<AcceptOutcome> {
       return committer.run(() => {
         if (leaseMs !== null) store.insertClaimed(row, leaseMs);
         else store.insert(row);
         if (key !== null) store.insertKey(key, bodyHash!, row.id, row.created_at);
+        return null;
       });
     },
     async findKey(key, notBefore) {
@@ -126,6 +131,9 @@ export function createSqliteQueue(db: Db, opts: SqliteQueueOptions): Queue & { r
     },
     get pending() {
       return committer.pending;
+    },
+    watch() {
+      // The only writers beside the service are commands, found by the claim loop's poll.
     },
     async close() {
       opts.onClosing?.();

@@ -21,7 +21,7 @@ import { commitPersistently } from './record.ts';
 const LOST_GRACE_MS = 2000;
 
 export interface DecisionDeps {
-  queue: Pick<Queue, 'recordDecisions'>;
+  queue: Pick<Queue, 'recordDecisions' | 'decideFacts'>;
   runner: DeadlineRunner;
   inflight: Inflight;
   lane: Lane;
@@ -61,6 +61,22 @@ export function createDecisions(deps: DecisionDeps) {
   const { queue, runner, inflight, lane, tasks, log, now } = deps;
   const waiting: Item[] = [];
 
+  /**
+   * Adds what the batch reads when the threads cannot read the database (PostgreSQL); a
+   * database that cannot answer leaves every item unknown, as a failing read in a thread does.
+   */
+  async function withFacts(task: DecideTask, run: () => Promise<TaskOutcome<Decision[]>>): Promise<TaskOutcome<Decision[]>> {
+    if (!queue.decideFacts) return run();
+    try {
+      task.facts = await queue.decideFacts(task.items, task.authorizer !== undefined);
+    } catch (err) {
+      log.error({ err: String(err), count: task.items.length }, 'could not read the ACL for a batch of decisions');
+      const value = task.items.map((it): Decision => ({ id: it.id, status: 'unknown', reason: 'database_error', source: 'system', latency_ms: 0 }));
+      return { kind: 'done', value };
+    }
+    return run();
+  }
+
   function pump(): void {
     while (waiting.length > 0 && !deps.closed() && tasks.tryTake()) {
       void run(waiting.splice(0, deps.batchSize));
@@ -79,7 +95,7 @@ export function createDecisions(deps: DecisionDeps) {
     };
     let o: TaskOutcome<Decision[]>;
     try {
-      o = await runner.run<Decision[]>('decide', task, { startBy: deadline, finishBy: deadline + LOST_GRACE_MS });
+      o = await withFacts(task, () => runner.run<Decision[]>('decide', task, { startBy: deadline, finishBy: deadline + LOST_GRACE_MS }));
     } finally {
       tasks.give();
       pump();

@@ -1,4 +1,4 @@
-import type { Decision, RequestView } from '../core/types.ts';
+import type { DecideFacts, DecideItem, Decision, RequestView } from '../core/types.ts';
 import type { Decided } from './authcache.ts';
 import type { AttemptRecord, Claim, ClaimedRow, NewRequest } from './store.ts';
 
@@ -103,6 +103,11 @@ export interface Queue {
   readonly keys: KeyDoor;
   /** Ops waiting for the next commit. */
   readonly pending: number;
+  /**
+   * What a batch of decisions reads, for worker threads that cannot read the database
+   * themselves (PostgreSQL). Absent on SQLite: the threads read the file (workers/decide.ts).
+   */
+  decideFacts?: (items: DecideItem[], withCache: boolean) => Promise<DecideFacts>;
   /** Calls wake when another instance (or a command) committed work this one may claim; SQLite: never. */
   watch(wake: () => void): void;
   /** Commits what is pending, records a clean stop, and closes. */

@@ -47,6 +47,16 @@ export interface Engine {
   /** Set when the engine cannot run here: why, and how to enable it. */
   skip: string | false;
   open(t: T, opts?: QueueOpts): Promise<Opened>;
+  /**
+   * A fresh database for the real app: the settings that select it, and raw SQL on it
+   * (`?` placeholders) for seeding and assertions beside the running service.
+   */
+  appDatabase(t: T, dir: string): Promise<AppDatabase>;
+}
+
+export interface AppDatabase {
+  env: Record<string, string>;
+  run(text: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>>;
 }
 
 async function reachable(): Promise<boolean> {
@@ -129,12 +139,45 @@ export const ENGINES: Engine[] = [
         },
       };
     },
+    async appDatabase(t, dir) {
+      const path = join(dir, 'app.db');
+      const db = openDb(path, { busyTimeoutMs: 5000 });
+      migrate(db);
+      t.after(() => db.close());
+      return {
+        env: { DB_PATH: path },
+        run: async (text, ...params) => {
+          const st = db.prepare(text);
+          return (st.reader ? st.all(...params) : (st.run(...params), [])) as Array<Record<string, unknown>>;
+        },
+      };
+    },
   },
   {
     name: 'postgres',
     skip: pgUrl ? false : PG_SKIP,
     async open(t, opts = {}) {
       return openPg(t, pgUrl!, `t_${randomBytes(5).toString('hex')}`, opts);
+    },
+    async appDatabase(t) {
+      // The app uses the server's default schema: a database of its own, dropped after the test.
+      const name = `cg_test_app_${randomBytes(6).toString('hex')}`;
+      const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => undefined });
+      await admin.unsafe(`CREATE DATABASE ${name}`);
+      const u = new URL(PG_ADMIN_URL);
+      u.pathname = `/${name}`;
+      const url = u.toString();
+      const sql = connectPg(url, { max: 1 });
+      await migratePg(sql);
+      t.after(async () => {
+        await sql.end({ timeout: 1 });
+        await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin.end();
+      });
+      return {
+        env: { DATABASE_URL: url },
+        run: async (text, ...params) => Array.from(await sql.unsafe(toDollars(text), params as never[])),
+      };
     },
   },
 ];

@@ -11,6 +11,7 @@ import type {
 } from '../queue.ts';
 import { REQUEST_COLUMNS, requestView, type AttemptRow, type RequestRow } from '../reads.ts';
 import { createPgGroup } from './group.ts';
+import { decideFacts } from './facts.ts';
 import { createPgKeys } from './keys.ts';
 import { releaseDeadInstances } from './instances.ts';
 
@@ -347,6 +348,7 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
       return null;
     },
     keys,
+    decideFacts: (items, withCache) => decideFacts(sql, items, withCache),
     get pending() {
       return group.pending;
     },

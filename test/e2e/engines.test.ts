@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startApp } from '../support/app.ts';
 import { ENGINES } from '../support/engines.ts';
@@ -28,18 +25,12 @@ async function post(base: string, body: object, key?: string): Promise<{ status:
   return { status: res.status, id: ((await res.json()) as { request_id: string }).request_id };
 }
 
-function scratch(t: { after: (fn: () => unknown) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cg-eng-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 for (const engine of ENGINES) {
   describe(`the service on ${engine.name}`, { skip: engine.skip }, () => {
     it('decides from the ACL (token, group, station scope), delivers once each, and reads the request back', async (t) => {
       const rx = await startReceiver();
       t.after(rx.close);
-      const data = await engine.appDatabase(t, scratch(t));
+      const data = await engine.appDatabase();
       await data.run("INSERT INTO acl_groups (name, blocked) VALUES ('fleet', 0)");
       await data.run('INSERT INTO acl (token, blocked) VALUES (?, 0)', ALLOWED);
       await data.run('INSERT INTO acl (token, blocked) VALUES (?, 1)', BLOCKED);
@@ -47,6 +38,7 @@ for (const engine of ENGINES) {
       await data.run('INSERT INTO acl (token, blocked) VALUES (?, 0)', SCOPED);
       await data.run('INSERT INTO acl_stations (token, station_id) VALUES (?, ?)', SCOPED, STATION);
       const { app, base } = await startApp(t, data.env);
+      t.after(data.drop);
       const cases: Array<[string, string, string]> = [
         [ALLOWED, STATION, 'allowed'], [BLOCKED, STATION, 'not_allowed'], [GROUPED, STATION, 'allowed'],
         [SCOPED, STATION, 'allowed'], [SCOPED, OTHER_STATION, 'not_allowed'], [UNKNOWN, STATION, 'not_allowed'],
@@ -79,9 +71,10 @@ for (const engine of ENGINES) {
     it('answers a repeated Idempotency-Key with the first request', async (t) => {
       const rx = await startReceiver();
       t.after(rx.close);
-      const data = await engine.appDatabase(t, scratch(t));
+      const data = await engine.appDatabase();
       await data.run('INSERT INTO acl (token, blocked) VALUES (?, 0)', ALLOWED);
       const { app, base } = await startApp(t, data.env);
+      t.after(data.drop);
       const body = { station_id: STATION, driver_token: ALLOWED, callback_url: rx.url() };
       const [a, b] = await Promise.all([post(base, body, 'k-1'), post(base, body, 'k-1')]);
       assert.equal(a.id, b.id);

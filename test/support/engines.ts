@@ -1,5 +1,7 @@
 import { after } from 'node:test';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { openDb, type Db } from '../../src/queue/db.ts';
@@ -51,12 +53,14 @@ export interface Engine {
    * A fresh database for the real app: the settings that select it, and raw SQL on it
    * (`?` placeholders) for seeding and assertions beside the running service.
    */
-  appDatabase(t: T, dir: string): Promise<AppDatabase>;
+  appDatabase(): Promise<AppDatabase>;
 }
 
 export interface AppDatabase {
   env: Record<string, string>;
   run(text: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>>;
+  /** Drops it: register with t.after once the app is started, so the app stops first (hooks run in order). */
+  drop(): Promise<void>;
 }
 
 async function reachable(): Promise<boolean> {
@@ -139,13 +143,17 @@ export const ENGINES: Engine[] = [
         },
       };
     },
-    async appDatabase(t, dir) {
+    async appDatabase() {
+      const dir = mkdtempSync(join(tmpdir(), 'cg-app-'));
       const path = join(dir, 'app.db');
       const db = openDb(path, { busyTimeoutMs: 5000 });
       migrate(db);
-      t.after(() => db.close());
       return {
         env: { DB_PATH: path },
+        drop: async () => {
+          db.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
         run: async (text, ...params) => {
           const st = db.prepare(text);
           return (st.reader ? st.all(...params) : (st.run(...params), [])) as Array<Record<string, unknown>>;
@@ -159,7 +167,7 @@ export const ENGINES: Engine[] = [
     async open(t, opts = {}) {
       return openPg(t, pgUrl!, `t_${randomBytes(5).toString('hex')}`, opts);
     },
-    async appDatabase(t) {
+    async appDatabase() {
       // The app uses the server's default schema: a database of its own, dropped after the test.
       const name = `cg_test_app_${randomBytes(6).toString('hex')}`;
       const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => undefined });
@@ -169,13 +177,13 @@ export const ENGINES: Engine[] = [
       const url = u.toString();
       const sql = connectPg(url, { max: 1 });
       await migratePg(sql);
-      t.after(async () => {
-        await sql.end({ timeout: 1 });
-        await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await admin.end();
-      });
       return {
         env: { DATABASE_URL: url },
+        async drop() {
+          await sql.end({ timeout: 1 });
+          await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          await admin.end();
+        },
         run: async (text, ...params) => Array.from(await sql.unsafe(toDollars(text), params as never[])),
       };
     },

@@ -7,7 +7,8 @@ import type { Decided } from '../authcache.ts';
 import type { CommitterHooks } from '../committer.ts';
 import { IDEMPOTENCY_TTL_MS } from '../intake.ts';
 import type {
-  AcceptOutcome, AttemptRecord, Claim, ClaimedRow, ClaimRequest, ClaimResult, DecisionWrite, KeyHit, NewRequest, PruneKind, Queue,
+  AcceptOutcome, AttemptRecord, Claim, ClaimedRow, ClaimRequest, ClaimResult, DecisionWrite, KeyHit, NewRequest, PruneKind,
+  Queue,
 } from '../queue.ts';
 import { REQUEST_COLUMNS, requestView, type AttemptRow, type RequestRow } from '../reads.ts';
 import { createPgGroup } from './group.ts';
@@ -28,7 +29,10 @@ export const WAKE_CHANNEL = 'chargegate_queue';
 
 /** How often dead instances are looked for. */
 const REAP_MS = 5000;
-const CLAIMED = 'id, station_id, driver_token, token_type, callback_url, origin, client, state, attempts, round_start_attempts, claim_count, decision_status';
+const CLAIMED_COLUMNS = ['id', 'station_id', 'driver_token', 'token_type', 'callback_url', 'origin', 'client', 'state', 'attempts',
+  'round_start_attempts', 'claim_count', 'decision_status'];
+const CLAIMED = CLAIMED_COLUMNS.join(', ');
+const CLAIMED_R = CLAIMED_COLUMNS.map((c) => `r.${c}`).join(', ');
 
 export interface PgQueueOptions {
   /** The database URL without its password (logs). */
@@ -85,8 +89,8 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
     const r = await tx`INSERT INTO charging_requests
       (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, client, state,
        created_at, updated_at, due_at, locked_at, locked_by, claim_count)
-      SELECT ${row.id}, ${row.station_id}, ${row.driver_token}, ${row.token_hash}, ${row.token_mask}, ${row.token_type ?? 'RFID'},
-        ${row.callback_url}, ${origin}, ${row.client ?? null}, ${claimed ? 'authorizing' : 'queued'},
+      SELECT ${row.id}, ${row.station_id}, ${row.driver_token}, ${row.token_hash}, ${row.token_mask},
+        ${row.token_type ?? 'RFID'}, ${row.callback_url}, ${origin}, ${row.client ?? null}, ${claimed ? 'authorizing' : 'queued'},
         ${row.created_at}, ${row.created_at}, ${claimed ? row.created_at + leaseMs : row.created_at},
         ${claimed ? row.created_at : null}, ${claimed ? me : null}, ${claimed ? 1 : 0}
       WHERE (SELECT open FROM queue_depth WHERE id = 1 FOR UPDATE) < ${opts.maxOpen}`;
@@ -95,13 +99,14 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
 
   async function claimUndecided(tx: TransactionSql, at: number, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
     if (limit <= 0) return [];
-    return tx.unsafe(`UPDATE charging_requests r
-      SET state = 'authorizing', locked_at = $1, locked_by = $2, due_at = $1::bigint + $3::bigint, claim_count = claim_count + 1,
-          updated_at = $1
+    const text = `UPDATE charging_requests r
+      SET state = 'authorizing', locked_at = $1, locked_by = $2, due_at = $1::bigint + $3::bigint,
+          claim_count = claim_count + 1, updated_at = $1
       FROM (SELECT id FROM charging_requests WHERE state IN ('queued','authorizing') AND due_at <= $1
             ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED) c
       WHERE r.id = c.id
-      RETURNING ${CLAIMED.split(', ').map((c) => `r.${c}`).join(', ')}`, [at, me, leaseMs, limit], { prepare: true }) as Promise<ClaimedRow[]>;
+      RETURNING ${CLAIMED_R}`;
+    return tx.unsafe(text, [at, me, leaseMs, limit], { prepare: true }) as Promise<ClaimedRow[]>;
   }
 
   async function claimDeliverable(tx: TransactionSql, req: ClaimRequest, at: number): Promise<ClaimedRow[]> {
@@ -125,14 +130,17 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
       ids.push(r.id);
     }
     if (ids.length === 0) return [];
-    return tx.unsafe(`UPDATE charging_requests
+    const text = `UPDATE charging_requests
       SET locked_at = $1, locked_by = $2, due_at = $1::bigint + $3::bigint, claim_count = claim_count + 1, updated_at = $1
-      WHERE id = ANY($4::text[]) RETURNING ${CLAIMED}`, [at, me, req.leaseMs, ids], { prepare: true }) as Promise<ClaimedRow[]>;
+      WHERE id = ANY($4::text[]) RETURNING ${CLAIMED}`;
+    return tx.unsafe(text, [at, me, req.leaseMs, ids], { prepare: true }) as Promise<ClaimedRow[]>;
   }
 
-  async function nextDue(tx: TransactionSql, want: { undecided: boolean; deliverable: boolean }, skip: string[]): Promise<number | null> {
+  type Want = { undecided: boolean; deliverable: boolean };
+  async function nextDue(tx: TransactionSql, want: Want, skip: string[]): Promise<number | null> {
     const [r] = await tx<Array<{ a: number | null; b: number | null }>>`SELECT
-      CASE WHEN ${want.undecided} THEN (SELECT MIN(due_at) FROM charging_requests WHERE state IN ('queued','authorizing')) END AS a,
+      CASE WHEN ${want.undecided} THEN (SELECT MIN(due_at) FROM charging_requests
+        WHERE state IN ('queued','authorizing')) END AS a,
       CASE WHEN ${want.deliverable} THEN (SELECT MIN(due_at) FROM charging_requests
         WHERE state = 'delivering' AND NOT (origin = ANY(${skip}::text[]))) END AS b`;
     const a = r?.a ?? null;

@@ -31,7 +31,7 @@ export function createClaimLoop(deps: ClaimDeps) {
   let stopped = true;
   let timer: NodeJS.Timeout | null = null;
   // Slots held by the claim under way: the decision slots reserved, the origins taken.
-  let taken: { undecided: number; origins: string[] } | null = null;
+  let taken: { reserved: boolean; undecided: number; origins: string[] } | null = null;
 
   function schedule(ms: number): void {
     if (stopped) return;
@@ -45,9 +45,13 @@ export function createClaimLoop(deps: ClaimDeps) {
   const hooks = {
     // Called inside the claim's transaction, when it runs: accepts of the same turn took
     // their hand-off slots before it, as when slots were taken after the claim's query.
+    // Once per claim: an engine that runs the claim again (PostgreSQL, after its group
+    // rolled back) gets the same reservation.
     reserve(): number {
+      if (taken!.reserved) return taken!.undecided;
       const n = Math.min(decisions.room, MAX_CLAIM);
       decisions.tryTake(n);
+      taken!.reserved = true;
       taken!.undecided = n;
       return n;
     },
@@ -63,7 +67,7 @@ export function createClaimLoop(deps: ClaimDeps) {
   };
 
   function claim(): Promise<ClaimResult> {
-    taken = { undecided: 0, origins: [] };
+    taken = { reserved: false, undecided: 0, origins: [] };
     return queue.claim({ now: now(), leaseMs, ...hooks });
   }
 

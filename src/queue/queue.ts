@@ -16,7 +16,10 @@ export type { Decision } from '../core/types.ts';
 export interface ClaimRequest {
   now: number;
   leaseMs: number;
-  /** Takes decision slots for undecided rows and says how many (the unfilled are given back after). */
+  /**
+   * Takes decision slots for undecided rows and says how many (the unfilled are given back
+   * after); asked again for the same claim (a retried transaction), the same reservation.
+   */
   reserve(): number;
   /** Decided rows to claim at most. */
   deliverable(): number;

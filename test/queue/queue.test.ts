@@ -69,6 +69,19 @@ for (const engine of ENGINES) {
       assert.ok(again.every((r) => r.claim_count === 2));
     });
 
+    it('an op that fails fails alone: the other writes of its turn commit', async (t) => {
+      const { queue, all } = await engine.open(t);
+      const [a, b, c] = [row(1), row(2), row(3)];
+      await queue.accept(a, null, null, null);
+      // One turn: a duplicate id (a constraint the op breaks) between two good writes.
+      const [first, dup, second] = await Promise.allSettled([
+        queue.accept(b, null, null, null), queue.accept({ ...a }, null, null, null), queue.accept(c, null, null, 500),
+      ]);
+      assert.deepEqual([first.status, dup.status, second.status], ['fulfilled', 'rejected', 'fulfilled']);
+      const ids = (await all<{ id: string }>('SELECT id FROM charging_requests ORDER BY created_at')).map((r) => r.id);
+      assert.deepEqual(ids, [a.id, b.id, c.id]);
+    });
+
     it('an accept handed straight to the dispatcher is stored claimed under its lease', async (t) => {
       const { queue } = await engine.open(t);
       const r = row(1000);

@@ -59,6 +59,7 @@ async function openPostgres(url: string, config: Readonly<QueueSettings>, opts: 
   const { log } = opts;
   const where = redactUrl(url);
   const sql = connectPg(url);
+  const life = connectPg(url, { max: 1, name: 'chargegate (liveness)' });
   try {
     const migrated = await migratePg(sql);
     if (migrated.from !== migrated.to) log.info({ ...migrated, db: where }, 'database migrated');
@@ -66,12 +67,12 @@ async function openPostgres(url: string, config: Readonly<QueueSettings>, opts: 
     const dead = await releaseDeadInstances(sql, instanceId, opts.now());
     if (dead.released) log.warn({ ...dead }, 'instances that died left claimed requests; they are resumed now');
     const queue = await createPgQueue(sql, {
-      where, instanceId, maxOpen: config.queueMaxSize, maxCacheEntries: config.authorizerCacheMaxEntries,
+      where, instanceId, life, maxOpen: config.queueMaxSize, maxCacheEntries: config.authorizerCacheMaxEntries,
       keysRequired: config.apiKeysRequired, now: opts.now, hooks: opts.hooks,
     });
     return { queue, fault: () => null, db: null };
   } catch (err) {
-    await sql.end({ timeout: 1 }).catch(() => undefined);
+    await Promise.all([sql.end({ timeout: 1 }), life.end({ timeout: 1 })]).catch(() => undefined);
     if (err instanceof ChargegateError) throw err;
     throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot open database ${where}: ${(err as Error).message}`);
   }

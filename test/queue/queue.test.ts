@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { AttemptRecord, ClaimRequest, ClaimedRow, Decision, NewRequest, Queue } from '../../src/queue/queue.ts';
 import { ENGINES, type Engine } from '../support/engines.ts';
+import { waitFor } from '../support/tmp.ts';
 
 // The queue's operations, the same cases against every engine (test/support/engines.ts).
 
@@ -292,6 +293,25 @@ function severalInstances(pg: Engine): void {
       // The dead instance's late write is fenced out.
       const late = await survivor.queue.recordDecisions([{ decision: allowed(held[0]!.id), claim: claimOf(held[0]!), keep: true }], new Map(), 40);
       assert.deepEqual(late, [false]);
+    });
+
+    it('an instance whose session was cut takes its lock again, and is not taken for dead after that', async (t) => {
+      const a = await pg.open(t);
+      const r = row(1);
+      await a.queue.accept(r, null, null, null);
+      const [held] = await undecided(a.queue, 10, 1, 10_000_000);
+      const locks = () => a.all<{ pid: number }>(`SELECT pid FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+      const [before] = await locks();
+      await a.all('SELECT pg_terminate_backend(?)', before!.pid);
+      // Within one look (5 s) the instance holds its lock again, on a new session.
+      await waitFor(async () => (await locks()).some((l) => l.pid !== before!.pid), { what: 'the lock taken again', timeoutMs: 15_000 });
+      const { releaseDeadInstances } = await import('../../src/queue/pg/instances.ts');
+      const { connectPg } = await import('../../src/queue/pg/connect.ts');
+      const sql = connectPg(a.where, { schema: a.schema!, max: 1 });
+      t.after(() => sql.end());
+      assert.deepEqual(await releaseDeadInstances(sql, 'other', 20), { instances: 0, released: 0 });
+      assert.deepEqual(await decide(a.queue, [held!], true, 30), [true], 'its lease still holds');
     });
 
     it('a lease that expires is taken over by another instance without any release', async (t) => {

@@ -102,8 +102,9 @@ async function openPg(t: T, url: string, schema: string, opts: QueueOpts): Promi
   const sql = connectPg(url, { schema, max: 4 });
   await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
   await migratePg(sql);
+  const life = connectPg(url, { schema, max: 1 });
   const queue = await createPgQueue(sql, {
-    where: url, instanceId: randomBytes(8).toString('hex'), maxOpen: opts.maxOpen ?? 1_000_000, maxCacheEntries: 1000,
+    where: url, life, instanceId: randomBytes(8).toString('hex'), maxOpen: opts.maxOpen ?? 1_000_000, maxCacheEntries: 1000,
     keysRequired: false, ...(opts.now ? { now: opts.now } : {}), hooks: { onCommit: () => opts.onCommit?.() },
   });
   let closed = false;
@@ -116,7 +117,7 @@ async function openPg(t: T, url: string, schema: string, opts: QueueOpts): Promi
     another: (o = {}) => openPg(t, url, schema, o),
     async kill() {
       closed = true;
-      await sql.end({ timeout: 0 });
+      await Promise.all([sql.end({ timeout: 0 }), life.end({ timeout: 0 })]);
     },
   };
 }

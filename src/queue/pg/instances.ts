@@ -26,3 +26,38 @@ export async function releaseDeadInstances(sql: Sql, me: string, now: number): P
   }
   return { instances, released };
 }
+
+/**
+ * This instance's liveness: `life`, a client of one connection, holds the advisory lock
+ * named after the instance's id; its service_instance row goes with it. check() takes both
+ * again when that session was lost (a PostgreSQL restart, a dropped connection: the client
+ * reconnects on the next query, without the lock); until then others may take this
+ * instance for dead and hand its leases back, whose later writes are then fenced out
+ * (duplicates, never loss). A reserved connection of the pool would not do: using one
+ * after its session died throws outside any promise in postgres 3.4.9.
+ */
+export async function holdLife(life: Sql, sql: Sql, me: string, row: { pid: number; host: string; startedAt: number }) {
+  const key = `chargegate:${me}`;
+
+  async function take(): Promise<void> {
+    await life`SELECT pg_advisory_lock(hashtext(${key}))`;
+    await sql`INSERT INTO service_instance (id, pid, host, started_at, heartbeat_at)
+      VALUES (${me}, ${row.pid}, ${row.host}, ${row.startedAt}, ${row.startedAt}) ON CONFLICT (id) DO NOTHING`;
+  }
+  await take();
+
+  return {
+    /** Takes the lock again if this instance's session no longer holds it; true when it had to. */
+    async check(): Promise<boolean> {
+      const [r] = await life<Array<{ held: boolean }>>`SELECT EXISTS (SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+          AND objid = (hashtext(${key})::bigint & 4294967295)::oid) AS held`;
+      if (r!.held) return false;
+      await take();
+      return true;
+    },
+    release(): Promise<void> {
+      return life.end({ timeout: 1 });
+    },
+  };
+}

@@ -14,7 +14,7 @@ import { REQUEST_COLUMNS, requestView, type AttemptRow, type RequestRow } from '
 import { createPgGroup } from './group.ts';
 import { decideFacts } from './facts.ts';
 import { createPgKeys } from './keys.ts';
-import { releaseDeadInstances } from './instances.ts';
+import { holdLife, releaseDeadInstances } from './instances.ts';
 
 // The PostgreSQL queue: the same operations as SQLite's (src/queue/sqlite.ts), for several
 // instances on one database. Claims take rows with FOR UPDATE SKIP LOCKED in due order, so
@@ -45,6 +45,8 @@ export interface PgQueueOptions {
   hooks?: CommitterHooks;
   /** This instance's id (leases, service_instance). */
   instanceId: string;
+  /** A client of one connection of its own: it holds this instance's liveness lock (instances.ts). */
+  life: Sql;
 }
 
 export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Queue> {
@@ -60,18 +62,15 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
     await tx`SELECT pg_notify(${WAKE_CHANNEL}, ${me})`;
   });
   const keys = await createPgKeys(sql, { required: opts.keysRequired, now });
-  // Liveness: this session holds its instance's advisory lock while it lives; another
+  // Liveness: a session holds this instance's advisory lock while it lives; another
   // instance that can take the lock knows this one is gone and hands its leases back.
-  const life = await sql.reserve();
-  await life`SELECT pg_advisory_lock(hashtext(${`chargegate:${me}`}))`;
-  await sql`INSERT INTO service_instance (id, pid, host, started_at, heartbeat_at)
-    VALUES (${me}, ${process.pid}, ${hostname()}, ${now()}, ${now()})`;
+  const life = await holdLife(opts.life, sql, me, { pid: process.pid, host: hostname(), startedAt: now() });
   let listening: { unlisten(): Promise<void> } | null = null;
   let onWake: () => void = () => undefined;
   // Instances that died: their leases are handed back as soon as their session is gone,
   // rather than when the leases expire.
   const reaper = setInterval(() => {
-    releaseDeadInstances(sql, me, now()).then((r) => {
+    life.check().then(() => releaseDeadInstances(sql, me, now())).then((r) => {
       if (r.released > 0) onWake();
     }, () => undefined);
   }, REAP_MS);
@@ -375,7 +374,7 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
       await group.drain();
       await listening?.unlisten().catch(() => undefined);
       await sql`DELETE FROM service_instance WHERE id = ${me}`.catch(() => undefined);
-      life.release();
+      await life.release().catch(() => undefined);
       await sql.end({ timeout: 5 });
     },
   };

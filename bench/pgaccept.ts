@@ -81,4 +81,7 @@ for (const round of [0, 1]) {
   }
 }
 await rx.stop();
+const admin = postgres(ADMIN, { max: 1, onnotice: () => undefined });
+for (const name of ['cg_bench_0_1', 'cg_bench_0_2', 'cg_bench_1_1', 'cg_bench_1_2']) await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+await admin.end();
 console.log(JSON.stringify(rows));

@@ -1,5 +1,3 @@
-import { statfs } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { compilePolicy } from './core/urlpolicy.ts';
@@ -10,16 +8,9 @@ import { createServer, type HttpLimits } from './http/server.ts';
 import { loadTls } from './http/tls.ts';
 import { createIntake, IDEMPOTENCY_TTL_MS } from './queue/intake.ts';
 import { createMetrics } from './observe/metrics.ts';
-import { preflight, watchWal } from './queue/dbfile.ts';
-import { createAuthStore } from './queue/authcache.ts';
-import { createCommitter } from './queue/committer.ts';
 import { createDepth } from './queue/depth.ts';
-import { openServing, resign } from './queue/instance.ts';
-import { createProbe } from './queue/probe.ts';
-import { createKeyring } from './queue/keys.ts';
-import { createReads } from './queue/reads.ts';
+import { openQueue } from './queue/open.ts';
 import { createRetention } from './queue/retention.ts';
-import { createStore } from './queue/store.ts';
 import { runtimePaths } from './runtime/paths.ts';
 
 // Wires the service together; every part gets its dependencies passed in.
@@ -37,11 +28,7 @@ export interface AppOptions {
   version?: string;
 }
 
-/** Short on the service: a synchronous SQLite busy-wait blocks the whole event loop. */
-const SERVICE_BUSY_TIMEOUT_MS = 250;
 const RESYNC_MS = 5000;
-/** How often the -wal/-shm and lock files are checked for deletion (the window in which a crash could still lose commits). */
-const WAL_CHECK_MS = 1000;
 
 /** How often API keys' last-used times are written (when any key was used). */
 const KEY_USAGE_FLUSH_MS = 60_000;
@@ -57,46 +44,38 @@ export async function createApp(opts: AppOptions) {
   const tls = config.tlsCertFile && config.tlsKeyFile ? loadTls(config.tlsCertFile, config.tlsKeyFile) : undefined;
   const now = opts.now ?? Date.now;
   const paths = runtimePaths();
-  preflight(config.dbPath, paths.nativeBinding);
-  // Refused (exit 1) while another chargegate holds the file's lock; see src/queue/lock.ts.
-  const { db, lock, takeover, migrated } = openServing(config.dbPath, { busyTimeoutMs: 5000, nativeBinding: paths.nativeBinding, now: now() });
-  if (migrated.from !== migrated.to) log.info({ ...migrated, db: config.dbPath }, 'database migrated');
-  if (takeover.released) log.warn({ released: takeover.released }, 'previous instance died; its claimed requests are resumed now');
-  db.pragma(`busy_timeout = ${SERVICE_BUSY_TIMEOUT_MS}`);
-
-  // Set when the database can no longer be trusted until a restart (the WAL was deleted).
-  let dbFault: string | null = null;
-  const store = createStore(db);
   let metrics: ReturnType<typeof createMetrics> | null = null;
   const writes = createWriteWatch();
-  const committer = createCommitter(db, {
-    onCommit: (ops, ms, changes) => {
-      metrics?.committed(ops, ms);
-      writes.committed(changes);
+  // Set when the database can no longer be trusted until a restart; see openQueue.
+  let onLost = (_why: string): void => undefined;
+  const { queue, fault, db } = await openQueue(config, {
+    log, now, nativeBinding: paths.nativeBinding,
+    hooks: {
+      onCommit: (ops, ms, changes) => {
+        metrics?.committed(ops, ms);
+        writes.committed(changes);
+      },
+      onError: (err) => writes.failed(err),
     },
-    onError: (err) => writes.failed(err),
-    // The commits' fsync runs off the event loop (see createCommitter).
-    walPath: `${config.dbPath}-wal`,
+    onLost: (why) => onLost(why),
   });
-  const depth = createDepth(store, config.queueMaxSize, { maxPerClient: config.queueMaxPerClient });
-  const keyring = createKeyring(db, { required: config.apiKeysRequired, now });
+  const depth = await createDepth(queue, config.queueMaxSize, { maxPerClient: config.queueMaxPerClient });
   const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: laneSizes(config).tasksPerThread });
   // Why the first thread did not start (src/dispatch/pool.ts starts threads with the work).
   let threadFault: string | null = null;
   const health = createHealth({
     // Writes nothing (an idle service leaves the disk alone); a full disk shows in failed commits.
-    probeDb: createProbe(db),
+    probeDb: () => queue.probe(),
     writeFault: writes.fault,
-    fault: () => dbFault,
-    freeBytes: () => statfs(dirname(config.dbPath)).then((s) => s.bavail * s.bsize, () => null),
+    fault,
+    freeBytes: () => queue.freeBytes(),
     queue: () => ({ depth: depth.value, max: depth.max }),
     threads: () => ({ alive: pool.threads.length, configured: config.workers, error: threadFault }),
     authorizer: () => dispatcher.authorizerBreaker(),
     now,
   });
   const dispatcher = createDispatcher({
-    config, store, committer, depth, pool, log, nativeBinding: paths.nativeBinding, now,
-    authStore: createAuthStore(db, { maxEntries: config.authorizerCacheMaxEntries }),
+    config, queue, depth, pool, log, nativeBinding: paths.nativeBinding, now,
     ...(opts.random ? { random: opts.random } : {}),
     observer: {
       decided: (d) => metrics?.decided(d),
@@ -109,11 +88,11 @@ export async function createApp(opts: AppOptions) {
   metrics = createMetrics({
     queueDepth: () => depth.value,
     queueMax: () => depth.max,
-    oldestAgeSeconds: () => {
-      const at = store.oldestOpenCreatedAt();
+    oldestAgeSeconds: async () => {
+      const at = await queue.oldestOpenCreatedAt();
       return at === null ? 0 : Math.max(0, (now() - at) / 1000);
     },
-    deadLetters: () => store.countFailed(),
+    deadLetters: () => queue.countFailed(),
     poolUtilization: () => pool.utilization,
     poolThreads: () => pool.threads.length,
     inFlight: () => dispatcher.inflight,
@@ -123,41 +102,20 @@ export async function createApp(opts: AppOptions) {
       return b === null ? null : b.state === 'open' ? 1 : b.state === 'half_open' ? 0.5 : 0;
     },
   });
-  const intake = createIntake({ store, committer, depth, log, onAccepted: dispatcher.kick, handoff: dispatcher.handoff, now });
-  const retention = createRetention({ db, committer, log, retentionDays: config.retentionDays, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, now });
-  // Deleting the WAL under the service is silent and loses every commit since the last
-  // checkpoint at the next crash: copy them into the main file at once, refuse new work
-  // (its commits would go to a file no one else can see), and have the service restarted.
-  // Losing the lock file is as bad: a second chargegate could start on the file beside us.
-  const wal = watchWal(config.dbPath, WAL_CHECK_MS, (file) => {
-    const lockLost = file === lock.path;
-    dbFault = lockLost
-      ? `${file} (the single-instance lock) was deleted or replaced while in use; another chargegate could start on this database; restart needed`
-      : `${file} was deleted or replaced while in use; restart needed`;
+  // Work another instance left in the shared table (PostgreSQL) is looked for at once.
+  queue.watch(() => dispatcher.kick());
+  const intake = createIntake({ queue, depth, log, onAccepted: dispatcher.kick, handoff: dispatcher.handoff, now });
+  const retention = createRetention({ queue, log, retentionDays: config.retentionDays, idempotencyTtlMs: IDEMPOTENCY_TTL_MS, now });
+  onLost = () => {
     intake.close();
-    let checkpointed = false;
-    for (let i = 0; i < 5 && !checkpointed; i++) {
-      try {
-        const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
-        checkpointed = r?.busy === 0;
-      } catch (err) {
-        log.error({ err: String(err) }, 'checkpoint after losing the WAL failed');
-      }
-    }
-    log.error(
-      { file, checkpointed },
-      lockLost
-        ? 'instance lock file deleted or replaced under the running service; stopping for a restart'
-        : 'write-ahead log file deleted or replaced under the running service; its commits were copied into the main file; exiting for a restart',
-    );
-    opts.onFatal?.(new Error(dbFault));
-  }, [lock.path]);
+    opts.onFatal?.(new Error(fault() ?? 'database lost'));
+  };
   let ready = false;
   // Set when stopping: answers carry Connection: close so keep-alive clients reconnect elsewhere.
   let draining = false;
   const registry = metrics.registry;
   const server = createServer({
-    keyring,
+    keyring: queue.keys,
     tls,
     maxConnections: config.maxConnections,
     metricsToken: config.metricsToken,
@@ -165,10 +123,10 @@ export async function createApp(opts: AppOptions) {
     port: config.port,
     intake,
     policy: compilePolicy(config.callbackAllowedHosts),
-    reads: createReads(db),
+    reads: { get: (id) => queue.status(id) },
     log,
     health: {
-      ready: () => ready && dbFault === null && threadFault === null,
+      ready: () => ready && fault() === null && threadFault === null,
       check: () => health.check(),
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     },
@@ -179,8 +137,8 @@ export async function createApp(opts: AppOptions) {
   });
   // Last-used times of API keys, to the minute; nothing is written while no key was used.
   const keyUsage = setInterval(() => {
-    if (keyring.pending === 0) return;
-    committer.run(() => keyring.flushUsage()).catch((err) => log.warn({ err: String(err) }, 'could not record API key use'));
+    if (queue.keys.pending === 0) return;
+    queue.keys.flushUsage().catch((err) => log.warn({ err: String(err) }, 'could not record API key use'));
   }, KEY_USAGE_FLUSH_MS);
   keyUsage.unref();
   // Only while no committed group awaits its fsync: such a group's rows are in the table but
@@ -188,15 +146,11 @@ export async function createApp(opts: AppOptions) {
   // then would be applied twice. Under load there are such moments between commits; the
   // counter alone is exact meanwhile (resync corrects changes made by other processes).
   const resyncWhenSettled = (tries: number): void => {
-    if (committer.unsettled > 0) {
+    if (queue.unsettled > 0) {
       if (tries > 0) setTimeout(() => resyncWhenSettled(tries - 1), 1).unref();
       return;
     }
-    try {
-      depth.resync();
-    } catch (err) {
-      log.warn({ err: String(err) }, 'queue depth resync failed');
-    }
+    depth.resync().catch((err) => log.warn({ err: String(err) }, 'queue depth resync failed'));
   };
   const resync = setInterval(() => resyncWhenSettled(100), RESYNC_MS);
   resync.unref();
@@ -205,7 +159,9 @@ export async function createApp(opts: AppOptions) {
 
   return {
     server,
-    db,
+    /** The SQLite connection (tests look into the file); null on PostgreSQL. */
+    db: db!,
+    queue,
     /**
      * SIGHUP: re-reads TLS_CERT_FILE and TLS_KEY_FILE; new handshakes use them, open
      * connections keep theirs. A bad pair is refused and the certificate in use stays.
@@ -239,8 +195,8 @@ export async function createApp(opts: AppOptions) {
         log.error({ err: threadFault }, 'worker thread failed to start');
       });
       const { address, port } = server.info;
-      log.info({ address, port, db: config.dbPath, workers: config.workers, queue_open: depth.value, tls: tls !== undefined }, 'listening');
-      if (reachableFromOthers(config.host) && !keyring.required()) {
+      log.info({ address, port, db: queue.where, workers: config.workers, queue_open: depth.value, tls: tls !== undefined }, 'listening');
+      if (reachableFromOthers(config.host) && !queue.keys.required()) {
         log.warn(
           { host: config.host },
           'the API is reachable from other hosts and anyone there may send requests: add a key per client (chargegate keys add <client>) or listen on 127.0.0.1 (HOST)',
@@ -260,19 +216,12 @@ export async function createApp(opts: AppOptions) {
         intake.close();
         clearInterval(resync);
         clearInterval(keyUsage);
-        wal.stop();
         await retention.stop();
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
         await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
-        await committer.run(() => {
-          keyring.flushUsage();
-          resign(db);
-        }).catch(() => undefined);
-        committer.flush();
         await pool.destroy();
-        db.close();
-        // Last: once it is released another chargegate may start on the file.
-        lock.release();
+        // Last: on SQLite this releases the file's lock, and another chargegate may start on it.
+        await queue.close();
         log.info({ released }, 'stopped');
       })();
       return stopping;

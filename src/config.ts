@@ -11,6 +11,8 @@ export interface Config {
   port: number;
   host: string;
   dbPath: string;
+  /** PostgreSQL (postgres://…): several instances share it; null = the SQLite file at dbPath. */
+  databaseUrl: string | null;
   authorizationTimeoutMs: number;
   callbackTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -122,6 +124,8 @@ interface Spec {
   doc: string;
   /** How the default reads when it is not a plain value. */
   defText?: string;
+  /** The value may hold a password: an error message does not repeat it. */
+  secret?: boolean;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -172,6 +176,19 @@ function proxyUrl(raw: string): string {
   return raw.trim();
 }
 
+/** A PostgreSQL connection URL; the password never appears in the message. */
+function postgresUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw.trim());
+  } catch {
+    throw new Error('expected a URL such as postgres://user:password@host:5432/chargegate');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('expected a postgres:// or postgresql:// URL');
+  if (u.hostname === '' && !u.searchParams.has('host')) throw new Error('expected a host, as in postgres://user@host:5432/chargegate');
+  return raw.trim();
+}
+
 function bool(raw: string): boolean {
   const v = raw.trim().toLowerCase();
   if (['true', '1', 'yes', 'on'].includes(v)) return true;
@@ -212,6 +229,9 @@ const SPECS: Spec[] = [
     doc: 'address to listen on (0.0.0.0 = every IPv4 interface, :: = every interface)' },
   { key: 'dbPath', env: 'DB_PATH', flag: '--db', parse: nonEmpty, def: DEFAULT_DB_PATH,
     doc: 'the SQLite file' },
+  { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', parse: postgresUrl, def: null,
+    doc: 'PostgreSQL for several instances on one database (postgres://user:password@host:5432/db)', defText: 'unset: the SQLite file',
+    secret: true },
   { key: 'authorizationTimeoutMs', env: 'AUTHORIZATION_TIMEOUT_MS', flag: '--authorization-timeout-ms', parse: int(1, 600_000), def: 30_000,
     doc: 'time for one decision; past it the decision is `unknown`' },
   { key: 'callbackTimeoutMs', env: 'CALLBACK_TIMEOUT_MS', flag: '--callback-timeout-ms', parse: int(1, 600_000), def: 10_000,
@@ -320,7 +340,8 @@ export function loadConfig(env: Source, flags: Source = {}): Readonly<Config> {
       out[spec.key] = spec.parse(raw);
     } catch (err) {
       const name = fromFlag !== undefined ? spec.flag : (alias ?? spec.env);
-      throw new ChargegateError('CG_ERR_CONFIG', `invalid ${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
+      const shown = spec.secret ? '' : `=${JSON.stringify(raw)}`;
+      throw new ChargegateError('CG_ERR_CONFIG', `invalid ${name}${shown}: ${(err as Error).message}`);
     }
   }
   if (out.workers === null) out.workers = availableParallelism();

@@ -3,6 +3,7 @@ import { enter } from '../src/core/gate.ts';
 import { hashToken } from '../src/core/token.ts';
 import type { Decision, DecideItem, DecideTask, OfflineFact } from '../src/core/types.ts';
 import { localVerdict, type AclRow } from './authorize/local.ts';
+import { factsReader } from './facts.ts';
 
 // Runs inside a worker thread, on the thread's own read-only connection: WAL lets it read
 // while the main thread writes, and nothing here can take the writer's lock.
@@ -11,12 +12,17 @@ import { localVerdict, type AclRow } from './authorize/local.ts';
 // referral, and the dispatcher sends it on to the `authorize` task (workers/authorize.ts),
 // so a local or cached decision never waits for an upstream call.
 
+/** What deciding reads: SQLite statements, or the same lookups over facts (workers/facts.ts). */
+interface Lookup {
+  get(...args: any[]): unknown;
+}
+
 interface Reader {
-  hasStations: Database.Statement;
-  station: Database.Statement;
-  aclToken: Database.Statement;
-  aclGroup: Database.Statement;
-  cache: Database.Statement;
+  hasStations: Lookup;
+  station: Lookup;
+  aclToken: Lookup;
+  aclGroup: Lookup;
+  cache: Lookup;
   /** Runs a function inside one read transaction (one snapshot). */
   snapshot: <T>(fn: () => T) => T;
 }
@@ -108,7 +114,7 @@ export function decideOne(r: Reader, hasStations: boolean, item: DecideItem, now
 export function decide(task: DecideTask): Decision[] | null {
   if (!enter(task.gate)) return null;
   const t0 = performance.now();
-  const r = reader(task.dbPath, task.nativeBinding);
+  const r = task.facts ? factsReader(task.facts) : reader(task.dbPath, task.nativeBinding);
   const out: Decision[] = new Array(task.items.length);
   const decideAll = () => {
     const hasStations = r.hasStations.get() === 1;

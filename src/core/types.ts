@@ -19,10 +19,28 @@ export interface DecideItem {
   token_type: TokenType;
 }
 
+/**
+ * What deciding a batch reads, looked up by the main thread when the thread cannot read the
+ * database itself (PostgreSQL): rows as workers/decide.ts's SQLite statements return them.
+ */
+export interface DecideFacts {
+  hasStations: boolean;
+  /** The batch's stations (lower case) that are registered. */
+  stations: string[];
+  /** [token, station, row] for each (token, station) of the batch whose token is listed. */
+  acl: Array<[string, string, Record<string, unknown>]>;
+  /** [group, station, row] for each (group, station) the listed tokens lead to. */
+  groups: Array<[string, string, Record<string, unknown>]>;
+  /** [token_hash, token_type, station, row] of authorizer_cache entries (with an upstream only). */
+  cache: Array<[string, string, string, Record<string, unknown>]>;
+}
+
 export interface DecideTask {
   /** Start gate (src/core/gate.ts): a task the main thread cancelled answers null. */
   gate?: GateRef;
   dbPath: string;
+  /** Set when the thread is not to open dbPath: everything the batch reads. */
+  facts?: DecideFacts;
   /** Path of the better-sqlite3 addon when it is not resolvable from node_modules (the executable). */
   nativeBinding?: string | undefined;
   /** Wall-clock ms used for expiry checks, so the main thread's clock rules. */

@@ -1,19 +1,18 @@
 import type { Logger } from 'pino';
-import type { Committer } from '../queue/committer.ts';
-import type { ClaimedRow, Store } from '../queue/store.ts';
+import type { ClaimedRow, ClaimResult, Queue } from '../queue/queue.ts';
 import type { Lane, Origins } from './lanes.ts';
 
 // The claim loop: takes due rows from the database into whichever lane has room, and
 // sleeps until the next row is due otherwise. One claim at a time; a kick during a claim
-// runs another right after, so no wake-up is lost. Slots are taken inside the claim's own
-// transaction (nothing else runs in between) and given back if it does not commit.
+// runs another right after, so no wake-up is lost. Decision slots are reserved before the
+// claim and what it did not fill given back after; delivery slots are taken inside the
+// claim's transaction, per row chosen. All are given back if the claim does not commit.
 
 /** Rows per claim: one transaction stays short even when a backlog drains. */
 const MAX_CLAIM = 1024;
 
 export interface ClaimDeps {
-  store: Store;
-  committer: Committer;
+  queue: Pick<Queue, 'claim'>;
   decisions: Lane;
   origins: Origins;
   leaseMs: number;
@@ -26,13 +25,13 @@ export interface ClaimDeps {
 }
 
 export function createClaimLoop(deps: ClaimDeps) {
-  const { store, committer, decisions, origins, leaseMs, log, now } = deps;
+  const { queue, decisions, origins, leaseMs, log, now } = deps;
   let claiming = false;
   let again = false;
   let stopped = true;
   let timer: NodeJS.Timeout | null = null;
-  // Slots taken by the claim whose transaction has not committed yet.
-  let taken: { undecided: number; origins: string[] } | null = null;
+  // Slots held by the claim under way: the decision slots reserved, the origins taken.
+  let taken: { reserved: boolean; undecided: number; origins: string[] } | null = null;
 
   function schedule(ms: number): void {
     if (stopped) return;
@@ -43,27 +42,47 @@ export function createClaimLoop(deps: ClaimDeps) {
     }, Math.max(0, Math.min(ms, deps.pollMs)));
   }
 
-  function claim(): { undecided: ClaimedRow[]; deliverable: ClaimedRow[]; full: boolean; next: number | null } {
-    const at = now();
-    const dLimit = Math.min(decisions.room, MAX_CLAIM);
-    const undecided = store.claimUndecided(at, dLimit, leaseMs);
-    decisions.tryTake(undecided.length);
-    taken = { undecided: undecided.length, origins: [] };
-    const vLimit = Math.min(origins.free, MAX_CLAIM);
-    const saturated = origins.saturated();
-    const deliverable = vLimit > 0 ? store.claimDeliverable(at, vLimit, leaseMs, saturated, (o) => origins.room(o)) : [];
-    for (const r of deliverable) {
-      origins.tryTake(r.origin);
-      taken.origins.push(r.origin);
+  const hooks = {
+    // Called inside the claim's transaction, when it runs: accepts of the same turn took
+    // their hand-off slots before it, as when slots were taken after the claim's query.
+    // Once per claim: an engine that runs the claim again (PostgreSQL, after its group
+    // rolled back) gets the same reservation.
+    reserve(): number {
+      if (taken!.reserved) return taken!.undecided;
+      const n = Math.min(decisions.room, MAX_CLAIM);
+      decisions.tryTake(n);
+      taken!.reserved = true;
+      taken!.undecided = n;
+      return n;
+    },
+    saturated: () => origins.saturated(),
+    take(origin: string): boolean {
+      if (!origins.tryTake(origin)) return false;
+      taken!.origins.push(origin);
+      return true;
+    },
+    deliverable: () => Math.min(origins.free, MAX_CLAIM),
+    // Asked only when the claim did not fill its reservation: a lane with room wants its next due time.
+    wantNext: () => ({ undecided: taken!.undecided > 0, deliverable: origins.free > 0 }),
+  };
+
+  function claim(): Promise<ClaimResult> {
+    taken = { reserved: false, undecided: 0, origins: [] };
+    return queue.claim({ now: now(), leaseMs, ...hooks });
+  }
+
+  /** Gives back the reserved slots the claim did not fill (all of them when it failed). */
+  function settle(r: ClaimResult | null): void {
+    const t = taken!;
+    taken = null;
+    decisions.give(t.undecided - (r ? r.undecided.length : 0));
+    const got = new Map<string, number>();
+    for (const row of r?.deliverable ?? []) got.set(row.origin, (got.get(row.origin) ?? 0) + 1);
+    for (const o of t.origins) {
+      const n = got.get(o) ?? 0;
+      if (n > 0) got.set(o, n - 1);
+      else origins.give(o);
     }
-    const full = undecided.length === dLimit && dLimit > 0;
-    let next: number | null = null;
-    if (!full) {
-      const a = decisions.room > 0 ? store.nextUndecided() : null;
-      const b = origins.free > 0 ? store.nextDeliverable(origins.saturated()) : null;
-      next = a === null ? b : b === null ? a : Math.min(a, b);
-    }
-    return { undecided, deliverable, full, next };
   }
 
   function kick(): void {
@@ -75,22 +94,20 @@ export function createClaimLoop(deps: ClaimDeps) {
     if (decisions.room === 0 && origins.free === 0) return;
     claiming = true;
     again = false;
-    committer.run(claim).then(
+    claim().then(
       (r) => {
         claiming = false;
-        taken = null;
+        const reserved = taken!.undecided;
+        settle(r);
         deps.onClaimed(r.undecided, r.deliverable);
-        if (r.full || again) kick();
+        const full = reserved > 0 && r.undecided.length === reserved;
+        if (full || again) kick();
         else schedule(r.next === null ? deps.pollMs : r.next - now());
       },
       (err) => {
         claiming = false;
-        // The transaction rolled back: give back the slots taken inside it.
-        if (taken) {
-          decisions.give(taken.undecided);
-          for (const o of taken.origins) origins.give(o);
-          taken = null;
-        }
+        // The transaction rolled back: give back the slots taken for it.
+        settle(null);
         log.error({ err: String(err) }, 'claim failed; retrying');
         schedule(deps.pollMs);
       },

@@ -2,9 +2,7 @@ import type { Logger } from 'pino';
 import { clockMs } from '../core/gate.ts';
 import { maskToken } from '../core/token.ts';
 import type { AuthorizeTask, Decision, DecideTask } from '../core/types.ts';
-import type { AuthStore } from '../queue/authcache.ts';
-import type { Committer } from '../queue/committer.ts';
-import type { Store } from '../queue/store.ts';
+import type { Queue } from '../queue/queue.ts';
 import type { AuthorizerPlan } from './authorizer.ts';
 import { upstreamMarginMs } from './authorizer.ts';
 import type { DeadlineRunner, TaskOutcome } from './deadline.ts';
@@ -23,8 +21,7 @@ import { commitPersistently } from './record.ts';
 const LOST_GRACE_MS = 2000;
 
 export interface DecisionDeps {
-  store: Store;
-  committer: Committer;
+  queue: Pick<Queue, 'recordDecisions' | 'decideFacts'>;
   runner: DeadlineRunner;
   inflight: Inflight;
   lane: Lane;
@@ -36,7 +33,6 @@ export interface DecisionDeps {
   nativeBinding: string | undefined;
   timeoutMs: number;
   authorizer: AuthorizerPlan | null;
-  authStore: AuthStore | undefined;
   batchSize: number;
   stopping: () => boolean;
   /** True once a stop handed the leases back: no waiting item may start a task any more. */
@@ -62,8 +58,24 @@ function outcomes(items: Item[], o: TaskOutcome<Decision[]>, latency: number): D
 }
 
 export function createDecisions(deps: DecisionDeps) {
-  const { store, committer, runner, inflight, lane, tasks, log, now } = deps;
+  const { queue, runner, inflight, lane, tasks, log, now } = deps;
   const waiting: Item[] = [];
+
+  /**
+   * Adds what the batch reads when the threads cannot read the database (PostgreSQL); a
+   * database that cannot answer leaves every item unknown, as a failing read in a thread does.
+   */
+  async function withFacts(task: DecideTask, run: () => Promise<TaskOutcome<Decision[]>>): Promise<TaskOutcome<Decision[]>> {
+    if (!queue.decideFacts) return run();
+    try {
+      task.facts = await queue.decideFacts(task.items, task.authorizer !== undefined);
+    } catch (err) {
+      log.error({ err: String(err), count: task.items.length }, 'could not read the ACL for a batch of decisions');
+      const value = task.items.map((it): Decision => ({ id: it.id, status: 'unknown', reason: 'database_error', source: 'system', latency_ms: 0 }));
+      return { kind: 'done', value };
+    }
+    return run();
+  }
 
   function pump(): void {
     while (waiting.length > 0 && !deps.closed() && tasks.tryTake()) {
@@ -83,7 +95,7 @@ export function createDecisions(deps: DecisionDeps) {
     };
     let o: TaskOutcome<Decision[]>;
     try {
-      o = await runner.run<Decision[]>('decide', task, { startBy: deadline, finishBy: deadline + LOST_GRACE_MS });
+      o = await withFacts(task, () => runner.run<Decision[]>('decide', task, { startBy: deadline, finishBy: deadline + LOST_GRACE_MS }));
     } finally {
       tasks.give();
       pump();
@@ -127,14 +139,10 @@ export function createDecisions(deps: DecisionDeps) {
     // its claim (delivered now, or waiting here for its origin) or waits in the table.
     const admissions = items.map((it) => deps.deliveries.admit(it));
     const at = now();
+    const writes = items.map((it, i) => ({ decision: decisions[i]!, claim: it, keep: admissions[i] !== 'none' }));
+    const requests = new Map(items.map((it) => [it.id, it]));
     const landed = await commitPersistently(
-      committer,
-      () => {
-        const ok = items.map((it, i) => store.recordDecision(decisions[i]!, it, admissions[i] !== 'none', at));
-        const mine = decisions.filter((_d, i) => ok[i]);
-        deps.authStore?.record(mine, new Map(items.map((it) => [it.id, it])), at);
-        return ok;
-      },
+      () => queue.recordDecisions(writes, requests, at),
       { log, what: 'decisions', count: items.length, giveUp: deps.stopping },
     );
     const kept: Item[] = [];

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import { clockMs } from '../core/gate.ts';
 import type { DeliverTask, DeliveryResult, ProxySettings } from '../core/types.ts';
-import type { Committer } from '../queue/committer.ts';
 import type { Depth } from '../queue/depth.ts';
-import type { AttemptRecord, Store } from '../queue/store.ts';
+import type { AttemptRecord, Queue } from '../queue/queue.ts';
 import type { DeadlineRunner } from './deadline.ts';
 import type { Inflight, Item } from './inflight.ts';
 import type { Origins } from './lanes.ts';
@@ -27,8 +26,7 @@ const MESSAGE = { retry: 'delivery attempt failed; will retry', delivered: 'deli
 export const LOST_GRACE_MS = 5000;
 
 export interface DeliveryDeps {
-  store: Store;
-  committer: Committer;
+  queue: Pick<Queue, 'recordAttempts' | 'release'>;
   depth: Depth;
   runner: DeadlineRunner;
   inflight: Inflight;
@@ -54,7 +52,7 @@ export interface DeliveryDeps {
 }
 
 export function createDeliveries(deps: DeliveryDeps) {
-  const { store, committer, runner, inflight, origins, log, now } = deps;
+  const { queue, runner, inflight, origins, log, now } = deps;
   // Items waiting in memory for a slot of their origin, and places promised (admitted,
   // decision not committed yet) counted with them.
   const waitLists = new Map<string, Item[]>();
@@ -140,7 +138,7 @@ export function createDeliveries(deps: DeliveryDeps) {
       const due = o.kind === 'failed' ? now() + deps.policy.baseMs : now();
       // Out of memory first: a claim in the same transaction as the release takes the row as new.
       finish(items);
-      await commitPersistently(committer, () => store.release(items, now(), due), {
+      await commitPersistently(() => queue.release(items, now(), due), {
         log, what: 'handed-back rows', count: items.length, giveUp: deps.stopping,
       });
       return;
@@ -164,13 +162,9 @@ export function createDeliveries(deps: DeliveryDeps) {
       made.push(it);
       records.push(attemptRecord(it, r, at, deps.policy, deps.random));
     }
+    const claims = made.map((it) => it.claim);
     const landed = await commitPersistently(
-      committer,
-      () => {
-        const ok = records.map((rec, i) => store.recordAttempt(rec, made[i]!.claim, at));
-        store.recordOrigin(items[0]!.origin, records.filter((_r, i) => ok[i]), at);
-        return ok;
-      },
+      () => queue.recordAttempts(items[0]!.origin, records, claims, at),
       { log, what: 'delivery results', count: records.length, giveUp: deps.stopping },
     );
     const finals: Array<string | null> = [];

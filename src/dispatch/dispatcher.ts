@@ -2,10 +2,8 @@ import type { Logger } from 'pino';
 import { proxySettings, type Config } from '../config.ts';
 import { breaker, type BreakerState } from '../core/breaker.ts';
 import type { Decision, TokenType } from '../core/types.ts';
-import type { AuthStore } from '../queue/authcache.ts';
-import type { Committer } from '../queue/committer.ts';
 import type { Depth } from '../queue/depth.ts';
-import type { AttemptRecord, ClaimedRow, Store } from '../queue/store.ts';
+import type { AttemptRecord, ClaimedRow, Queue } from '../queue/queue.ts';
 import { authorizerPlan } from './authorizer.ts';
 import { createClaimLoop } from './claims.ts';
 import { createDeadlineRunner, type TaskRunner } from './deadline.ts';
@@ -25,8 +23,7 @@ export type { TaskRunner } from './deadline.ts';
 
 export interface DispatcherDeps {
   config: Readonly<Config>;
-  store: Store;
-  committer: Committer;
+  queue: Queue;
   depth: Depth;
   pool: TaskRunner;
   log: Logger;
@@ -39,8 +36,6 @@ export interface DispatcherDeps {
   pollMs?: number;
   /** Told of every persisted decision and attempt (metrics, health). */
   observer?: Observer;
-  /** Writes upstream answers, cache recency and unknown-token sightings with the decisions. */
-  authStore?: AuthStore;
 }
 
 export interface Observer {
@@ -64,7 +59,7 @@ export function laneSizes(config: Readonly<Config>) {
 }
 
 export function createDispatcher(deps: DispatcherDeps) {
-  const { config, store, committer, depth, log } = deps;
+  const { config, queue, depth, log } = deps;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   const batchSize = deps.batchSize ?? 64;
@@ -101,7 +96,7 @@ export function createDispatcher(deps: DispatcherDeps) {
 
   const freed = () => claims.kick();
   const deliveries = createDeliveries({
-    store, committer, depth, runner, inflight, origins, log, now, random, freed, stopping, closed, batchSize,
+    queue, depth, runner, inflight, origins, log, now, random, freed, stopping, closed, batchSize,
     maxWaitingTotal: sizes.deliveryItems,
     timeoutMs: config.callbackTimeoutMs,
     allowedHosts: config.callbackAllowedHosts,
@@ -111,19 +106,18 @@ export function createDispatcher(deps: DispatcherDeps) {
     ...(deps.observer ? { observer: deps.observer } : {}),
   });
   const decisions = createDecisions({
-    store, committer, runner, inflight, log, now, freed, stopping, closed, batchSize,
+    queue, runner, inflight, log, now, freed, stopping, closed, batchSize,
     lane: decisionLane,
     tasks: decideTasks,
     dbPath: config.dbPath,
     nativeBinding: deps.nativeBinding,
     timeoutMs: config.authorizationTimeoutMs,
     authorizer,
-    authStore: deps.authStore,
     deliveries,
     ...(deps.observer ? { observer: deps.observer } : {}),
   });
   const claims = createClaimLoop({
-    store, committer, origins, leaseMs, log, now,
+    queue, origins, leaseMs, log, now,
     decisions: decisionLane,
     pollMs: deps.pollMs ?? 1000,
     onClaimed(undecided: ClaimedRow[], deliverable: ClaimedRow[]) {
@@ -235,7 +229,7 @@ export function createDispatcher(deps: DispatcherDeps) {
       released = true;
       const held = [...inflight.all(), ...[...deferred.values()].map((d) => d.item)];
       if (held.length === 0) return { released: 0 };
-      return { released: await committer.run(() => store.release(held, now())) };
+      return { released: await queue.release(held, now()) };
     },
   };
 }

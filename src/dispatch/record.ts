@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import { backoffMs, classify } from '../core/retry.ts';
 import type { DeliveryResult } from '../core/types.ts';
-import type { Committer } from '../queue/committer.ts';
-import type { AttemptRecord } from '../queue/store.ts';
+import type { AttemptRecord } from '../queue/queue.ts';
 import type { Item } from './inflight.ts';
 
 // Recording results: what an attempt means for its request (the retry policy), and
@@ -37,20 +36,20 @@ const FIRST_RETRY_MS = 100;
 const MAX_RETRY_MS = 5000;
 
 /**
- * Commits fn, retrying while the database refuses (disk full, locked, read-only) instead
+ * Commits the write `op` makes, retrying while the database refuses (disk full, locked,
+ * read-only, unreachable) instead
  * of dropping the result and letting its rows wait out their lease. The rows stay claimed
  * meanwhile, so nobody else acts on them. Gives up (null) once `giveUp()` says so.
  */
 export async function commitPersistently<T>(
-  committer: Committer,
-  fn: () => T,
+  op: () => Promise<T>,
   opts: { log: Logger; what: string; count: number; giveUp: () => boolean; sleep?: (ms: number) => Promise<void> },
 ): Promise<T | null> {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let wait = FIRST_RETRY_MS;
   for (let tries = 1; ; tries++) {
     try {
-      return await committer.run(fn);
+      return await op();
     } catch (err) {
       if (opts.giveUp()) {
         const why = `could not persist ${opts.what}; giving up (the rows' leases bring them back)`;

@@ -6,7 +6,7 @@ import { AUTH_STRATEGY, type Credentials } from './auth.ts';
 import { errorReply } from './reply.ts';
 
 export interface RequestLookup {
-  get(id: string): RequestView | null;
+  get(id: string): RequestView | null | Promise<RequestView | null>;
 }
 
 export function statusRoutes(reads: RequestLookup): ServerRoute[] {
@@ -32,12 +32,12 @@ export function statusRoutes(reads: RequestLookup): ServerRoute[] {
           },
         },
       },
-      handler: (request, h) => {
+      handler: async (request, h) => {
         const id = String(request.params.request_id);
         if (!UUID_RE.test(id)) {
           return errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request id is invalid', [{ field: 'request_id', message: 'must be a UUID' }]);
         }
-        const view = reads.get(id.toLowerCase());
+        const view = await reads.get(id.toLowerCase());
         // With keys, a client reads only its own requests; another's is as good as absent.
         const { client } = request.auth.credentials as unknown as Credentials;
         if (!view || (client !== null && view.client !== client)) return errorReply(h, 'CG_ERR_NOT_FOUND', `no request ${id}`);

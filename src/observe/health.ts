@@ -18,7 +18,7 @@ export type Level = 'UP' | 'DEGRADED' | 'DOWN';
 
 export interface HealthDeps {
   /** Reads the database and takes (and gives back) its write lock, writing nothing; throws why it cannot. */
-  probeDb(): unknown;
+  probeDb(): unknown | Promise<unknown>;
   /** Why writes are failing in a way the probe cannot see without writing (disk full), or null. */
   writeFault?: () => string | null;
   /** A database fault known without probing (the WAL or the lock file lost under the service), or null. */
@@ -57,8 +57,8 @@ export function createHealth(deps: HealthDeps) {
     const fault = deps.fault?.() ?? null;
     if (fault) return { status: 'DOWN', error: fault, ...space };
     try {
-      // Synchronous, bounded by the connection's busy timeout (250 ms) when another writer holds the lock.
-      deps.probeDb();
+      // SQLite: synchronous, bounded by the connection's busy timeout (250 ms) when another writer holds the lock.
+      await deps.probeDb();
     } catch (err) {
       return { status: 'DOWN', error: (err as Error).message, ...space };
     }

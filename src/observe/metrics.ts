@@ -10,8 +10,9 @@ export interface MetricSources {
   queueDepth(): number;
   queueMax(): number;
   /** Age in seconds of the oldest request not yet finished, 0 when none. */
-  oldestAgeSeconds(): number;
-  deadLetters(): number;
+  /** Read from the database (a query on PostgreSQL). */
+  oldestAgeSeconds(): number | Promise<number>;
+  deadLetters(): number | Promise<number>;
   poolUtilization(): number;
   poolThreads(): number;
   inFlight(): number;
@@ -70,13 +71,13 @@ export function createMetrics(src: MetricSources) {
   });
   const commitOps = new Counter({ name: 'chargegate_db_committed_ops_total', help: 'Writes committed by group commits', registers: [registry] });
 
-  const gauge = (name: string, help: string, read: () => number) =>
+  const gauge = (name: string, help: string, read: () => number | Promise<number>) =>
     new Gauge({
       name,
       help,
       registers: [registry],
-      collect() {
-        this.set(read());
+      async collect() {
+        this.set(await read());
       },
     });
   gauge('chargegate_queue_depth', 'Requests accepted and not yet delivered or failed', src.queueDepth);

@@ -1,4 +1,4 @@
-import type { Store } from './store.ts';
+import type { Queue } from './queue.ts';
 
 // The queue bound (QUEUE_MAX_SIZE) is checked on every accept, so it reads a counter, not
 // the table. resync() re-reads the table now and then, which makes the counter exact
@@ -6,13 +6,15 @@ import type { Store } from './store.ts';
 // With API keys, each client also has a share (QUEUE_MAX_PER_CLIENT, default half the
 // bound): one client filling its share gets 503s while the others go on.
 
-export function createDepth(store: Store, max: number, opts: { maxPerClient?: number | null } = {}) {
+type Counts = Pick<Queue, 'countOpen' | 'countOpenByClient'>;
+
+export async function createDepth(queue: Counts, max: number, opts: { maxPerClient?: number | null } = {}) {
   const perClient = Math.max(1, opts.maxPerClient ?? Math.ceil(max / 2));
   // Requests not yet finished, counting those reserved but not committed yet.
-  let open = store.countOpen();
+  let open = await queue.countOpen();
   // Reserved rows whose group commit has not happened yet (not visible in the table).
   let uncommitted = 0;
-  let byClient = store.countOpenByClient();
+  let byClient = await queue.countOpenByClient();
   const uncommittedByClient = new Map<string, number>();
   const bump = (m: Map<string, number>, k: string, d: number) => {
     const n = (m.get(k) ?? 0) + d;
@@ -55,10 +57,14 @@ export function createDepth(store: Store, max: number, opts: { maxPerClient?: nu
       open -= done.length;
       for (const c of done) if (c !== null) bump(byClient, c, -1);
     },
-    /** Synchronous: reads committed state, adds what is reserved but still in flight. */
-    resync(): void {
-      open = store.countOpen() + uncommitted;
-      byClient = store.countOpenByClient();
+    /**
+     * Reads committed state, adds what is reserved but still in flight. On a remote
+     * database a commit landing during the read may be counted twice until the next resync.
+     */
+    async resync(): Promise<void> {
+      const [n, by] = await Promise.all([queue.countOpen(), queue.countOpenByClient()]);
+      open = n + uncommitted;
+      byClient = by;
       for (const [c, n] of uncommittedByClient) bump(byClient, c, n);
     },
     get value(): number {
@@ -73,4 +79,4 @@ export function createDepth(store: Store, max: number, opts: { maxPerClient?: nu
   };
 }
 
-export type Depth = ReturnType<typeof createDepth>;
+export type Depth = Awaited<ReturnType<typeof createDepth>>;

@@ -6,12 +6,11 @@ import { hashToken, maskToken } from '../core/token.ts';
 import { uuidv7 } from '../core/uuid7.ts';
 import type { SessionBody, TokenType } from '../core/types.ts';
 import { DEFAULT_TOKEN_TYPE } from '../core/validate.ts';
-import type { Committer } from './committer.ts';
 import type { Depth } from './depth.ts';
-import type { Store } from './store.ts';
+import type { AcceptOutcome, KeyHit, Queue } from './queue.ts';
 
 // Accepting a request: reserve room under the bound, write the row in the next group
-// commit, and only then answer. The 202 means "on disk" (SPEC §3).
+// commit, and only then answer. The 202 means "committed" (SPEC §3).
 
 /** How long an Idempotency-Key is remembered (Stripe and the IETF draft use 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
@@ -30,8 +29,7 @@ export interface Handoff {
 }
 
 export interface IntakeDeps {
-  store: Store;
-  committer: Committer;
+  queue: Pick<Queue, 'accept' | 'findKey'>;
   depth: Depth;
   log: Logger;
   /** Called after each commit that accepted requests, to wake the dispatcher. */
@@ -57,15 +55,23 @@ function bodyHash(b: SessionBody): string {
   return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }
 
+/** The first request under an Idempotency-Key: its id and body hash, and whether it was there already. */
+interface First {
+  id: string;
+  hash: string;
+  found: boolean;
+}
+
 export function createIntake(deps: IntakeDeps) {
-  const { store, committer, depth, log, onAccepted } = deps;
+  const { queue, depth, log, onAccepted } = deps;
   const now = deps.now ?? Date.now;
   let closed = false;
   // Keys whose first request is being committed right now: a concurrent repeat waits for
   // it instead of racing it into a second row.
-  const pendingKeys = new Map<string, { hash: string; done: Promise<string> }>();
+  const pendingKeys = new Map<string, Promise<First>>();
 
-  async function insert(body: SessionBody, key: string | null, hash: string | null, client: string | null): Promise<string> {
+  /** The new request's id; with a key, the key's first request when another instance committed it first. */
+  async function insert(body: SessionBody, key: string | null, hash: string | null, client: string | null): Promise<string | KeyHit> {
     const room = depth.tryReserve(client);
     if (room === 'full') throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
     if (room === 'share') {
@@ -85,17 +91,21 @@ export function createIntake(deps: IntakeDeps) {
       created_at: at,
     };
     const handoff = deps.handoff?.tryReserve() ? deps.handoff : null;
+    let outcome: AcceptOutcome;
     try {
-      await committer.run(() => {
-        if (handoff) store.insertClaimed(row, handoff.leaseMs);
-        else store.insert(row);
-        if (key !== null) store.insertKey(key, hash!, row.id, at);
-      });
+      outcome = await queue.accept(row, key, hash, handoff ? handoff.leaseMs : null);
     } catch (err) {
       handoff?.cancel();
       depth.unreserve(client);
       log.error({ err: String(err) }, 'could not commit an accepted request');
       throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
+    }
+    if (outcome !== null) {
+      handoff?.cancel();
+      depth.unreserve(client);
+      if (outcome === 'full') throw new ChargegateError('CG_ERR_QUEUE_FULL', `the queue is full (${depth.max} requests pending); retry later`);
+      // Another instance committed the same key first: its request is the answer.
+      return outcome;
     }
     depth.committed(client);
     log.info({ request_id: row.id, station_id: row.station_id, driver_token: row.token_mask, ...(client ? { client } : {}) }, 'accepted');
@@ -118,36 +128,44 @@ export function createIntake(deps: IntakeDeps) {
    */
   async function accept(body: SessionBody, idempotencyKey: string | null = null, client: string | null = null): Promise<Accepted> {
     if (closed) throw new ChargegateError('CG_ERR_SHUTTING_DOWN', 'the service is shutting down; retry against the restarted service');
-    if (idempotencyKey === null) return { request_id: await insert(body, null, null, client), replayed: false };
+    // Without a key insert resolves to the new id (a KeyHit needs a key).
+    if (idempotencyKey === null) return { request_id: (await insert(body, null, null, client)) as string, replayed: false };
     // Client names cannot contain '/', so a client's keys never meet another's.
     const key = client === null ? idempotencyKey : `${client}/${idempotencyKey}`;
 
     const hash = bodyHash(body);
     const pending = pendingKeys.get(key);
     if (pending) {
+      let first: First;
       try {
-        return replay(key, pending.hash, hash, await pending.done);
-      } catch (err) {
+        first = await pending;
+      } catch {
         // The first attempt failed (503): this one is a first attempt of its own.
-        if ((err as ChargegateError).code === 'CG_ERR_IDEMPOTENCY_MISMATCH') throw err;
         return accept(body, idempotencyKey, client);
       }
+      return replay(key, first.hash, hash, first.id);
     }
-    let found: { body_hash: string; request_id: string } | null;
+    // Registered before the key is looked up: a repeat arriving meanwhile waits for this one.
+    const lookup = firstOf(key, body, hash, client);
+    pendingKeys.set(key, lookup);
     try {
-      found = store.findKey(key, now() - IDEMPOTENCY_TTL_MS);
-    } catch {
-      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
-    }
-    if (found) return replay(key, found.body_hash, hash, found.request_id);
-
-    const done = insert(body, key, hash, client);
-    pendingKeys.set(key, { hash, done });
-    try {
-      return { request_id: await done, replayed: false };
+      const first = await lookup;
+      return first.found ? replay(key, first.hash, hash, first.id) : { request_id: first.id, replayed: false };
     } finally {
       pendingKeys.delete(key);
     }
+  }
+
+  async function firstOf(key: string, body: SessionBody, hash: string, client: string | null): Promise<First> {
+    let found: { body_hash: string; request_id: string } | null;
+    try {
+      found = await queue.findKey(key, now() - IDEMPOTENCY_TTL_MS);
+    } catch {
+      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', 'the database is unavailable; retry later');
+    }
+    if (found) return { id: found.request_id, hash: found.body_hash, found: true };
+    const r = await insert(body, key, hash, client);
+    return typeof r === 'string' ? { id: r, hash, found: false } : { id: r.request_id, hash: r.body_hash, found: true };
   }
 
   return {

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
-import type { Committer } from './committer.ts';
-import type { Db } from './db.ts';
+import type { Queue } from './queue.ts';
 
 // Prunes what the site no longer needs (SPEC §3 retention): finished requests older than
 // RETENTION_DAYS with their callback attempts, and expired idempotency keys. Small batches,
@@ -8,8 +7,7 @@ import type { Db } from './db.ts';
 // between batches.
 
 export interface RetentionDeps {
-  db: Db;
-  committer: Committer;
+  queue: Pick<Queue, 'prune' | 'compact'>;
   log: Logger;
   retentionDays: number;
   idempotencyTtlMs: number;
@@ -26,21 +24,10 @@ export interface Pruned {
 }
 
 export function createRetention(deps: RetentionDeps) {
-  const { db, committer, log } = deps;
+  const { queue, log } = deps;
   const now = deps.now ?? Date.now;
   const batchSize = deps.batchSize ?? 500;
   const intervalMs = deps.intervalMs ?? 10 * 60_000;
-
-  const pruneRequests = db.prepare(`DELETE FROM charging_requests WHERE id IN (
-      SELECT id FROM charging_requests WHERE finished_at IS NOT NULL AND finished_at < ? AND state IN ('delivered','failed')
-      ORDER BY finished_at LIMIT ?)
-    RETURNING id`).pluck();
-  const pruneAttempts = db.prepare('DELETE FROM callback_attempts WHERE request_id IN (SELECT value FROM json_each(?))');
-  const pruneKeys = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)');
-  // Receivers nobody has called back within RETENTION_DAYS (any client may name a new
-  // origin, so the table would otherwise only grow). A request waits far less than that
-  // between attempts, so an origin with open requests always has a recent attempt.
-  const pruneOrigins = db.prepare('DELETE FROM callback_origins WHERE rowid IN (SELECT rowid FROM callback_origins WHERE last_attempt_at < ? LIMIT ?)');
 
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<Pruned> | null = null;
@@ -49,11 +36,11 @@ export function createRetention(deps: RetentionDeps) {
   // left is pruned by the next run after a restart.
   let stopped = false;
 
-  async function batches(op: () => number): Promise<number> {
+  async function batches(op: () => Promise<number>): Promise<number> {
     let total = 0;
     for (;;) {
       if (stopped) return total;
-      const n = await committer.run(op);
+      const n = await op();
       total += n;
       if (n < batchSize) return total;
       // Let the accepts and deliveries queued meanwhile have the next commit.
@@ -63,17 +50,12 @@ export function createRetention(deps: RetentionDeps) {
 
   async function runOnce(): Promise<Pruned> {
     const cutoff = now() - deps.retentionDays * 86_400_000;
-    const requests = await batches(() => {
-      const ids = pruneRequests.all(cutoff, batchSize) as string[];
-      if (ids.length) pruneAttempts.run(JSON.stringify(ids));
-      return ids.length;
-    });
+    const requests = await batches(() => queue.prune('requests', cutoff, batchSize));
     const keyCutoff = now() - deps.idempotencyTtlMs;
-    const keys = await batches(() => pruneKeys.run(keyCutoff, batchSize).changes);
-    const origins = await batches(() => pruneOrigins.run(cutoff, batchSize).changes);
+    const keys = await batches(() => queue.prune('keys', keyCutoff, batchSize));
+    const origins = await batches(() => queue.prune('origins', cutoff, batchSize));
     if (requests || keys || origins) {
-      // Hand the freed WAL pages back to the main file without waiting on readers.
-      db.pragma('wal_checkpoint(PASSIVE)');
+      await queue.compact();
       log.info({ pruned_requests: requests, pruned_idempotency_keys: keys, pruned_origins: origins, retention_days: deps.retentionDays, ...(stopped ? { stopped_early: true } : {}) }, 'retention pruned');
     }
     return { requests, keys, origins };

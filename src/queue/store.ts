@@ -182,18 +182,19 @@ export function createStore(db: Db) {
       return claimUndecided.all({ now, limit, lease: leaseMs }) as ClaimedRow[];
     },
     /**
-     * Claims decided rows that are due, in due order, at most room(origin) per origin and
-     * limit in all; rows of origins in `skip` (at their bound) are passed over.
+     * Claims decided rows that are due, in due order, each only once take(origin) gave it a
+     * slot of its origin, and limit in all; rows of origins in `skip` (at their bound) are
+     * passed over.
      */
     claimDeliverable(
       now: number,
       limit: number,
       leaseMs: number,
       skip: string[],
-      room: (origin: string) => number,
+      take: (origin: string) => boolean,
     ): ClaimedRow[] {
       if (limit <= 0) return [];
-      const taken = new Map<string, number>();
+      const took = new Set<string>();
       const ids: string[] = [];
       const full = new Set(skip);
       // A scan returns candidates of origins that fill up on the way; look again past them.
@@ -204,18 +205,17 @@ export function createStore(db: Db) {
         for (const r of rows) {
           if (ids.length >= limit) break;
           if (full.has(r.origin)) continue;
-          const n = taken.get(r.origin) ?? 0;
-          if (n >= room(r.origin)) {
+          if (!take(r.origin)) {
             full.add(r.origin);
             filled = true;
             continue;
           }
-          taken.set(r.origin, n + 1);
+          took.add(r.origin);
           ids.push(r.id);
         }
         if (!filled || rows.length < limit * 2) break;
         // Rows already taken must not be offered again: they are still due until updated.
-        for (const o of taken.keys()) full.add(o);
+        for (const o of took) full.add(o);
       }
       if (ids.length === 0) return [];
       return claimIds.all({ ids: JSON.stringify(ids), now, lease: leaseMs }) as ClaimedRow[];

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createCommitter } from '../../src/queue/committer.ts';
 import { openDb } from '../../src/queue/db.ts';
 import { migrate } from '../../src/queue/migrate.ts';
 import { createRetention } from '../../src/queue/retention.ts';
+import { createSqliteQueue } from '../../src/queue/sqlite.ts';
 import { createStore } from '../../src/queue/store.ts';
 import { captureLog } from '../support/app.ts';
 import { tempDir, waitFor } from '../support/tmp.ts';
@@ -39,8 +39,8 @@ describe('retention', () => {
     store.recordOrigin('http://busy.example', [attempt], now - DAY);
 
     let commits = 0;
-    const committer = createCommitter(db, { onCommit: () => commits++ });
-    const retention = createRetention({ db, committer, log: captureLog().log, retentionDays: 30, idempotencyTtlMs: DAY, now: () => now, batchSize: 5 });
+    const queue = createSqliteQueue(db, { path: ':memory:', maxCacheEntries: 10, keysRequired: false, hooks: { onCommit: () => commits++ } });
+    const retention = createRetention({ queue, log: captureLog().log, retentionDays: 30, idempotencyTtlMs: DAY, now: () => now, batchSize: 5 });
     assert.deepEqual(await retention.runOnce(), { requests: 12, keys: 1, origins: 1 });
     assert.ok(commits >= 3, 'several small transactions, not one long one');
     const ids = (db.prepare('SELECT id FROM charging_requests ORDER BY id').pluck().all() as string[]).sort();
@@ -67,18 +67,22 @@ describe('retention stop', () => {
     let commitsAfterStop = 0;
     let stopping: Promise<void> | null = null;
     const retention = createRetention({
-      db,
       log: captureLog().log,
       retentionDays: 30,
       idempotencyTtlMs: DAY,
       now: () => now,
       batchSize: 500,
-      committer: createCommitter(db, {
-        onCommit: () => {
-          commits++;
-          if (stopping) commitsAfterStop++;
-          // stop() is called while the run is under way, right after its first batch.
-          else stopping = retention.stop();
+      queue: createSqliteQueue(db, {
+        path: ':memory:',
+        maxCacheEntries: 10,
+        keysRequired: false,
+        hooks: {
+          onCommit: () => {
+            commits++;
+            if (stopping) commitsAfterStop++;
+            // stop() is called while the run is under way, right after its first batch.
+            else stopping = retention.stop();
+          },
         },
       }),
     });

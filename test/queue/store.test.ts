@@ -8,7 +8,7 @@ import { openDb } from '../../src/queue/db.ts';
 import { createDepth } from '../../src/queue/depth.ts';
 import { migrate, schemaVersion } from '../../src/queue/migrate.ts';
 import { SCHEMA_VERSION } from '../../src/queue/schema.ts';
-import { createStore, type Claim, type ClaimedRow } from '../../src/queue/store.ts';
+import { createStore, type Claim, type ClaimedRow, type Store } from '../../src/queue/store.ts';
 import { tempDir } from '../support/tmp.ts';
 
 function setup(t: { after: (fn: () => void) => void }) {
@@ -18,6 +18,22 @@ function setup(t: { after: (fn: () => void) => void }) {
   migrate(db);
   t.after(() => db.close());
   return { db, path, store: createStore(db), committer: createCommitter(db) };
+}
+
+/** A take() hook giving each origin `room(origin)` slots. */
+function rooms(room: (origin: string) => number): (origin: string) => boolean {
+  const taken = new Map<string, number>();
+  return (o) => {
+    const n = taken.get(o) ?? 0;
+    if (n >= room(o)) return false;
+    taken.set(o, n + 1);
+    return true;
+  };
+}
+
+/** The counts the bound reads, as the queue gives them. */
+function counts(store: Store) {
+  return { countOpen: async () => store.countOpen(), countOpenByClient: async () => store.countOpenByClient() };
 }
 
 function row(created_at: number) {
@@ -83,7 +99,7 @@ describe('claims and leases', () => {
   const allowed = (id: string) => ({ id, status: 'allowed' as const, reason: 'acl_match', source: 'local_list' as const, latency_ms: 1 });
   const claimOf = (r: ClaimedRow): Claim => ({ id: r.id, claim: r.claim_count });
   const noSkip: string[] = [];
-  const roomy = () => 100;
+  const roomy = () => true;
 
   it('claims due rows oldest-due first, up to the limit, and not again while leased', (t) => {
     const { store } = setup(t);
@@ -132,7 +148,7 @@ describe('claims and leases', () => {
     ];
     for (const r of rows) store.insert(r);
     for (const c of store.claimUndecided(30, 100, 10)) store.recordDecision(allowed(c.id), claimOf(c), false, 30);
-    const got = store.claimDeliverable(40, 100, 1000, ['http://busy.example'], (o) => (o === 'http://hung.example:8080' ? 2 : 100));
+    const got = store.claimDeliverable(40, 100, 1000, ['http://busy.example'], rooms((o) => (o === 'http://hung.example:8080' ? 2 : 100)));
     const byOrigin = new Map<string, number>();
     for (const g of got) byOrigin.set(g.origin, (byOrigin.get(g.origin) ?? 0) + 1);
     assert.deepEqual(Object.fromEntries(byOrigin), { 'http://hung.example:8080': 2, 'http://ok.example': 3 });
@@ -207,9 +223,9 @@ describe('fencing', () => {
 });
 
 describe('queue bound', () => {
-  it('reserves up to the bound, frees room as requests finish, and resyncs from the table', (t) => {
+  it('reserves up to the bound, frees room as requests finish, and resyncs from the table', async (t) => {
     const { store } = setup(t);
-    const depth = createDepth(store, 2);
+    const depth = await createDepth(counts(store), 2);
     assert.equal(depth.tryReserve(), 'ok');
     assert.equal(depth.tryReserve(), 'ok');
     assert.equal(depth.tryReserve(), 'full', 'third reservation is refused');
@@ -222,14 +238,14 @@ describe('queue bound', () => {
     depth.committed();
     depth.finished(2);
     assert.equal(depth.value, 0);
-    depth.resync();
+    await depth.resync();
     assert.equal(depth.value, 2);
     assert.equal(depth.tryReserve(), 'full');
   });
 
-  it('gives each API client a share of the bound; finishing and resync keep the shares exact', (t) => {
+  it('gives each API client a share of the bound; finishing and resync keep the shares exact', async (t) => {
     const { store } = setup(t);
-    const depth = createDepth(store, 10, { maxPerClient: 3 });
+    const depth = await createDepth(counts(store), 10, { maxPerClient: 3 });
     for (let i = 0; i < 3; i++) assert.equal(depth.tryReserve('a'), 'ok');
     assert.equal(depth.tryReserve('a'), 'share', 'a is at its share');
     assert.equal(depth.tryReserve('b'), 'ok', 'b is not held up by a');
@@ -242,7 +258,7 @@ describe('queue bound', () => {
     }
     depth.finished(['a']);
     assert.equal(depth.of('a'), 2);
-    depth.resync();
+    await depth.resync();
     assert.equal(depth.of('a'), 3, 'the table has three open rows of a');
     assert.equal(depth.of('b'), 1, 'b\'s reservation is still uncommitted and kept');
   });

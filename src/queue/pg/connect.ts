@@ -1,0 +1,36 @@
+import postgres, { type Sql } from 'postgres';
+
+// One place that opens PostgreSQL connections, with the settings every caller needs:
+// bigint columns (ms timestamps, counts) as JavaScript numbers (exact to 2^53: 285,000
+// years of ms), notices kept out of stdout, and the URL's password kept out of logs.
+
+export interface ConnectOptions {
+  /** Connections in the pool (groups in flight at once, plus reads). */
+  max?: number;
+  /** Shown in pg_stat_activity. */
+  name?: string;
+  /** Schema the tables live in (tests give each test its own); default: the server's search_path. */
+  schema?: string;
+}
+
+export function connectPg(url: string, opts: ConnectOptions = {}): Sql {
+  return postgres(url, {
+    max: opts.max ?? 4,
+    onnotice: () => undefined,
+    connection: { application_name: opts.name ?? 'chargegate', ...(opts.schema ? { search_path: opts.schema } : {}) },
+    types: {
+      bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
+    },
+  }) as unknown as Sql;
+}
+
+/** The URL without its password, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}

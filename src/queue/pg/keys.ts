@@ -1,0 +1,61 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Sql } from 'postgres';
+import type { KeyDoor } from '../queue.ts';
+
+// API keys on PostgreSQL: the table is read into memory and read again every few seconds
+// (a key added or revoked on any instance holds everywhere within REFRESH_MS); verify()
+// stays synchronous, as on SQLite (src/queue/keys.ts), and a miss costs what a hit costs.
+
+const REFRESH_MS = 2000;
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+interface Entry {
+  name: string;
+  hash: Buffer;
+  expiresAt: number | null;
+}
+
+export async function createPgKeys(sql: Sql, opts: { required: boolean; now: () => number }): Promise<KeyDoor & { stop(): void }> {
+  let byHash = new Map<string, Entry>();
+  const used = new Map<string, number>();
+  const decoy = sha256('decoy');
+
+  async function refresh(): Promise<void> {
+    const rows = await sql<Array<{ name: string; key_hash: string; expires_at: number | null }>>`SELECT name, key_hash, expires_at FROM api_keys`;
+    const next = new Map<string, Entry>();
+    for (const r of rows) next.set(r.key_hash, { name: r.name, hash: Buffer.from(r.key_hash, 'hex'), expiresAt: r.expires_at });
+    byHash = next;
+  }
+  await refresh();
+  const timer = setInterval(() => void refresh().catch(() => undefined), REFRESH_MS);
+  timer.unref();
+
+  return {
+    required: () => opts.required || byHash.size > 0,
+    verify(presented: string): string | null {
+      const h = sha256(presented);
+      const e = byHash.get(h.toString('hex'));
+      const ok = timingSafeEqual(h, e ? e.hash : decoy) && e !== undefined;
+      if (!ok || (e.expiresAt !== null && e.expiresAt <= opts.now())) return null;
+      used.set(e.name, opts.now());
+      return e.name;
+    },
+    async flushUsage(): Promise<number> {
+      let n = 0;
+      const batch = [...used];
+      used.clear();
+      for (const [name, at] of batch) {
+        const r = await sql`UPDATE api_keys SET last_used_at = ${at}
+          WHERE name = ${name} AND (last_used_at IS NULL OR last_used_at < ${at - 60_000})`;
+        n += r.count;
+      }
+      return n;
+    },
+    get pending() {
+      return used.size;
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}

@@ -57,7 +57,12 @@ export function createSqliteQueue(db: Db, opts: SqliteQueueOptions): Queue & { r
       });
     },
     async findKey(key, notBefore) {
-      return store.findKey(key, notBefore);
+      const hit = store.findKey(key, notBefore);
+      // The key's row may be committed but not on disk yet (its WAL fsync under way): the
+      // answer names that request only once it is, as its own 202 does. An op of the next
+      // group settles after an fsync that covers every earlier commit.
+      if (hit === null || committer.unsettled === 0) return hit;
+      return committer.run(() => hit);
     },
     claim(req: ClaimRequest): Promise<ClaimResult> {
       return committer.run(() => {

@@ -1,0 +1,195 @@
+import type { Command, Option } from 'commander';
+import type { Sql } from 'postgres';
+import { ChargegateError } from '../core/errors.ts';
+import type { Db } from '../queue/db.ts';
+import { tryLock, type InstanceLock } from '../queue/lock.ts';
+import { connectPg, redactUrl } from '../queue/pg/connect.ts';
+import { migratePg } from '../queue/pg/migrate.ts';
+import { COPY_TABLES, type CopyTable } from './dbtables.ts';
+import { usageError } from './usage.ts';
+
+// `chargegate db copy --to postgres://…` (issue 12): a SQLite file's content into
+// PostgreSQL. One read transaction on the file gives one consistent snapshot; rows go
+// into PostgreSQL in batches, one INSERT … ON CONFLICT DO NOTHING each (its own
+// transaction), so a run cut anywhere leaves whole batches behind and the next run skips
+// what is there and continues: nothing lost, nothing twice. A row already in the target
+// is kept as it is (the target wins: a service there may have moved it on since).
+
+export interface DbCopyDeps {
+  err: (s: string) => void;
+  out: (s: string) => void;
+  dbOption: () => Option;
+  dbPath: (dbFlag: string | undefined) => string;
+  /** The file opened read-only (migrated first if older, as for any command). */
+  openRead: (dbFlag: string | undefined) => Db;
+  nativeBinding: () => string | undefined;
+}
+
+interface Progress {
+  table: string;
+  total: number;
+  copied: number;
+  present: number;
+}
+
+const DEFAULT_BATCH = 1000;
+/** PostgreSQL's limit of bind parameters in one statement. */
+const MAX_PARAMS = 65_535;
+
+export function checkPgUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw usageError('--to must be a PostgreSQL URL: postgres://user[:password]@host[:port]/database');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw usageError(`--to must be a postgres:// URL, not ${u.protocol}//…`);
+  }
+  return url;
+}
+
+function checkBatch(s: string): number {
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n < 1 || n > 100_000) throw usageError(`invalid --batch-size ${JSON.stringify(s)}: expected an integer from 1 to 100000`);
+  return n;
+}
+
+export function addDbCommands(program: Command, deps: DbCopyDeps): Command[] {
+  const db = program.command('db').description('the database as a whole');
+  db.command('copy')
+    .description('copy the SQLite file (ACL, groups, stations, API keys, open requests, history) into PostgreSQL')
+    .requiredOption('--to <url>', 'the PostgreSQL database: postgres://user[:password]@host[:port]/database (migrated first)')
+    .option('--live', 'copy even while a service holds the file (requests it accepts after the snapshot are not copied)', false)
+    .option('--batch-size <n>', 'rows per INSERT (each its own transaction)', String(DEFAULT_BATCH))
+    .addOption(deps.dbOption())
+    .action(async (o: { to: string; live: boolean; batchSize: string; db?: string }) => {
+      const url = checkPgUrl(o.to);
+      const batch = checkBatch(o.batchSize);
+      const path = deps.dbPath(o.db);
+      const file = deps.openRead(o.db);
+      let lock: InstanceLock | null = null;
+      try {
+        // Held for the copy: no service starts on the file and accepts what the copy misses.
+        lock = tryLock(path, { waitMs: 0, nativeBinding: deps.nativeBinding() });
+        if (!lock && !o.live) {
+          throw new ChargegateError(
+            'CG_ERR_DB_UNAVAILABLE',
+            `a chargegate service (or command) holds ${path}: stop it first, so that every request it accepted is copied; ` +
+              '--live copies a snapshot anyway (requests accepted after it are not copied)',
+          );
+        }
+        await copyInto(file, url, { batch, err: deps.err, out: deps.out, live: !lock });
+      } finally {
+        lock?.release();
+        file.close();
+      }
+    });
+  return [db, ...db.commands];
+}
+
+/** The message of a failure, with the URL's password taken out wherever it appears. */
+function clean(url: string, err: unknown): string {
+  let msg = (err as Error)?.message ?? String(err);
+  try {
+    const pw = decodeURIComponent(new URL(url).password);
+    if (pw) msg = msg.split(pw).join('***');
+  } catch {}
+  return msg;
+}
+
+async function copyInto(file: Db, url: string, o: { batch: number; err: (s: string) => void; out: (s: string) => void; live: boolean }) {
+  const where = redactUrl(url);
+  const sql = connectPg(url, { max: 1, name: 'chargegate db copy' });
+  const done: Progress[] = [];
+  let current: Progress | null = null;
+  let stopBy: string | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopBy) return;
+    stopBy = sig;
+    o.err(`db copy: ${sig}: stopping after the batch in hand\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const summary = (why: string) => {
+    o.err(`db copy: ${why}; copied so far into ${where}:\n`);
+    for (const p of [...done, ...(current ? [current] : [])]) {
+      o.err(`  ${p.table} ${p.copied + p.present}/${p.total} (${p.copied} copied by this run)\n`);
+    }
+    o.err('db copy: run the same command again to continue: rows already in the target are skipped, none is copied twice\n');
+  };
+  try {
+    try {
+      await migratePg(sql);
+    } catch (err) {
+      throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `cannot prepare ${where}: ${clean(url, err)}`);
+    }
+    // One read transaction: every SELECT below sees the file as it was at the first one.
+    file.exec('BEGIN');
+    const now = Date.now();
+    const totals = COPY_TABLES.map((t) => (file.prepare(`SELECT COUNT(*) AS n FROM (${t.source(now)})`).get() as { n: number }).n);
+    if (o.live) o.err('db copy: --live: the file is in use; requests accepted after this snapshot are not copied\n');
+    for (const [i, t] of COPY_TABLES.entries()) {
+      current = { table: t.name, total: totals[i]!, copied: 0, present: 0 };
+      await copyTable(file, sql, t, now, current, o.batch, () => stopBy, o.err);
+      if (stopBy) break;
+      o.err(`db copy: ${t.name} ${current.copied + current.present}/${current.total}` +
+        `${current.present ? ` (${current.present} already in the target, kept)` : ''}\n`);
+      done.push(current);
+      current = null;
+    }
+    if (stopBy) {
+      summary(`interrupted by ${stopBy}`);
+      throw new ChargegateError('CG_ERR_INTERNAL', 'db copy interrupted; run it again to continue');
+    }
+    const copied = done.reduce((s, p) => s + p.copied, 0);
+    const present = done.reduce((s, p) => s + p.present, 0);
+    o.out(`db copy: done: ${copied} rows copied into ${where}, ${present} already there\n`);
+  } catch (err) {
+    if (!stopBy) summary(`failed: ${clean(url, err)}`);
+    if (err instanceof ChargegateError) throw new ChargegateError(err.code, clean(url, err));
+    throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `db copy into ${where} failed: ${clean(url, err)}`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (file.inTransaction) file.exec('COMMIT');
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+  }
+}
+
+async function copyTable(
+  file: Db, sql: Sql, t: CopyTable, now: number, p: Progress, batchSize: number, stopped: () => string | null, err: (s: string) => void,
+): Promise<void> {
+  const per = Math.max(1, Math.min(batchSize, Math.floor(MAX_PARAMS / t.columns.length)));
+  const cols = t.columns.join(', ');
+  const over = t.identity ? ' OVERRIDING SYSTEM VALUE' : '';
+  // The iterator keeps the file's statement open across the awaits below; nothing else
+  // uses the connection meanwhile.
+  const it = file.prepare(t.source(now)).raw(true).iterate() as IterableIterator<unknown[]>;
+  let lastReport = Date.now();
+  try {
+    for (;;) {
+      if (stopped()) return;
+      const rows: unknown[][] = [];
+      for (let r = it.next(); !r.done; r = rows.length < per ? it.next() : { done: true, value: undefined }) rows.push(r.value);
+      if (rows.length === 0) break;
+      const params: unknown[] = [];
+      const values = rows.map((row) => `(${row.map((v) => (params.push(v), `$${params.length}`)).join(', ')})`).join(', ');
+      const res = await sql.unsafe(
+        `INSERT INTO ${t.name} (${cols})${over} VALUES ${values} ON CONFLICT DO NOTHING RETURNING 1`, params as never[]);
+      p.copied += res.length;
+      p.present += rows.length - res.length;
+      if (Date.now() - lastReport > 2000) {
+        lastReport = Date.now();
+        err(`db copy: ${t.name} ${p.copied + p.present}/${p.total}\n`);
+      }
+      if (rows.length < per) break;
+    }
+  } finally {
+    it.return?.();
+  }
+  if (t.identity) {
+    // New attempts written by the target's services must not take the copied ids.
+    await sql.unsafe(`SELECT setval(pg_get_serial_sequence('${t.name}', 'id'), GREATEST((SELECT MAX(id) FROM ${t.name}), 1))`);
+  }
+}

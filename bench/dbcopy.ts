@@ -1,6 +1,6 @@
 // `chargegate db copy --to postgres://…` as an operator runs it, timed from outside:
 //
-//   npx node --import tsx bench/dbcopy.ts [--requests 100000] [--acl 10000] [--rounds 2]
+//   npx node --import tsx bench/dbcopy.ts [--requests 100000] [--acl 10000] [--rounds 2] [--batch 1000]
 //
 // Builds a SQLite file of --requests requests (90% delivered with one callback attempt,
 // 5% failed after three, 5% open, a third of these claimed), --acl ACL entries (every
@@ -22,11 +22,13 @@ import { openDb } from '../src/queue/db.ts';
 import { migrate } from '../src/queue/migrate.ts';
 
 const { values } = parseArgs({
-  options: { requests: { type: 'string', default: '100000' }, acl: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '2' } },
+  options: { requests: { type: 'string', default: '100000' }, acl: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '2' },
+    batch: { type: 'string', default: '1000' } },
 });
 const REQUESTS = Number(values.requests);
 const ACL = Number(values.acl);
 const ROUNDS = Number(values.rounds);
+const BATCH = ['--batch-size', values.batch!];
 const STATION = '123e4567-e89b-12d3-a456-426614174000';
 const ROOT = resolve(import.meta.dirname, '..');
 const ADMIN = process.env.CHARGEGATE_TEST_PG || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -111,8 +113,8 @@ try {
     made.push(name);
     const u = new URL(ADMIN);
     u.pathname = `/${name}`;
-    const copy = await timed(['db', 'copy', '--to', u.toString(), '--db', dbPath]);
-    const again = await timed(['db', 'copy', '--to', u.toString(), '--db', dbPath]);
+    const copy = await timed(['db', 'copy', '--to', u.toString(), '--db', dbPath, ...BATCH]);
+    const again = await timed(['db', 'copy', '--to', u.toString(), '--db', dbPath, ...BATCH]);
     const check = postgres(u.toString(), { max: 1, onnotice: () => undefined });
     const [row] = await check`SELECT (SELECT COUNT(*) FROM charging_requests)::int AS req, (SELECT COUNT(*) FROM acl)::int AS acl`;
     await check.end();

@@ -172,7 +172,7 @@ async function copyTable(
   let lastReport = Date.now();
   try {
     for (;;) {
-      if (stopped()) return;
+      if (stopped()) break;
       const rows: Array<Record<string, unknown>> = [];
       for (let r = it.next(); !r.done; r = rows.length < per ? it.next() : { done: true, value: undefined }) rows.push(r.value);
       if (rows.length === 0) break;

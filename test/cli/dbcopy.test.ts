@@ -136,6 +136,12 @@ describe('db copy', { skip: pg.skip }, () => {
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /stop it first/);
     assert.equal(Number((await data.run('SELECT COUNT(*) AS n FROM acl'))[0]!.n), 0);
+    // --live copies a snapshot anyway, and says what it leaves out.
+    const liveData = await pg.appDatabase();
+    t.after(liveData.drop);
+    const live = await cli(t, ['db', 'copy', '--live', '--to', liveData.env.DATABASE_URL!, '--db', dbPath]);
+    assert.match(live.stderr, /requests accepted after this snapshot are not copied/);
+    assert.equal(Number((await liveData.run('SELECT COUNT(*) AS n FROM acl'))[0]!.n), 3);
 
     svc.kill('SIGKILL');
     await svc.stopped;

@@ -49,7 +49,9 @@ export function checkPgUrl(url: string): string {
 
 function checkBatch(s: string): number {
   const n = Number(s);
-  if (!/^\d+$/.test(s) || n < 1 || n > 100_000) throw usageError(`invalid --batch-size ${JSON.stringify(s)}: expected an integer from 1 to 100000`);
+  if (!/^\d+$/.test(s) || n < 1 || n > 100_000) {
+    throw usageError(`invalid --batch-size ${JSON.stringify(s)}: expected an integer from 1 to 100000`);
+  }
   return n;
 }
 
@@ -57,8 +59,8 @@ export function addDbCommands(program: Command, deps: DbCopyDeps): Command[] {
   const db = program.command('db').description('the database as a whole');
   db.command('copy')
     .description('copy the SQLite file (ACL, groups, stations, API keys, open requests, history) into PostgreSQL')
-    .requiredOption('--to <url>', 'the PostgreSQL database: postgres://user[:password]@host[:port]/database (migrated first)')
-    .option('--live', 'copy even while a service holds the file (requests it accepts after the snapshot are not copied)', false)
+    .requiredOption('--to <url>', 'the PostgreSQL database (migrated first): postgres://user[:pw]@host[:port]/db')
+    .option('--live', 'copy even while a service holds the file (what it accepts later is not copied)', false)
     .option('--batch-size <n>', 'rows per INSERT (each its own transaction)', String(DEFAULT_BATCH))
     .addOption(deps.dbOption())
     .action(async (o: { to: string; live: boolean; batchSize: string; db?: string }) => {
@@ -73,7 +75,8 @@ export function addDbCommands(program: Command, deps: DbCopyDeps): Command[] {
         if (!lock && !o.live) {
           throw new ChargegateError(
             'CG_ERR_DB_UNAVAILABLE',
-            `a chargegate service (or command) holds ${path}: stop it first, so that every request it accepted is copied; ` +
+            `a chargegate service (or command) holds ${path}: stop it first, so that every request it accepted ` +
+              'is copied; ' +
               '--live copies a snapshot anyway (requests accepted after it are not copied)',
           );
         }
@@ -96,7 +99,15 @@ function clean(url: string, err: unknown): string {
   return msg;
 }
 
-async function copyInto(file: Db, url: string, o: { batch: number; err: (s: string) => void; out: (s: string) => void; live: boolean }) {
+interface CopyOpts {
+  batch: number;
+  err: (s: string) => void;
+  out: (s: string) => void;
+  /** The file is in use (--live): say what the snapshot leaves out. */
+  live: boolean;
+}
+
+async function copyInto(file: Db, url: string, o: CopyOpts) {
   const where = redactUrl(url);
   const sql = connectPg(url, { max: 1, name: 'chargegate db copy' });
   const done: Progress[] = [];
@@ -114,7 +125,8 @@ async function copyInto(file: Db, url: string, o: { batch: number; err: (s: stri
     for (const p of [...done, ...(current ? [current] : [])]) {
       o.err(`  ${p.table} ${p.copied + p.present}/${p.total} (${p.copied} copied by this run)\n`);
     }
-    o.err('db copy: run the same command again to continue: rows already in the target are skipped, none is copied twice\n');
+    o.err('db copy: run the same command again to continue: rows already in the target are skipped, ' +
+      'none is copied twice\n');
   };
   try {
     try {
@@ -125,7 +137,8 @@ async function copyInto(file: Db, url: string, o: { batch: number; err: (s: stri
     // One read transaction: every SELECT below sees the file as it was at the first one.
     file.exec('BEGIN');
     const now = Date.now();
-    const totals = COPY_TABLES.map((t) => (file.prepare(`SELECT COUNT(*) AS n FROM (${t.source(now)})`).get() as { n: number }).n);
+    const count = (t: CopyTable) => file.prepare(`SELECT COUNT(*) AS n FROM (${t.source(now)})`).get() as { n: number };
+    const totals = COPY_TABLES.map((t) => count(t).n);
     if (o.live) o.err('db copy: --live: the file is in use; requests accepted after this snapshot are not copied\n');
     for (const [i, t] of COPY_TABLES.entries()) {
       current = { table: t.name, total: totals[i]!, copied: 0, present: 0 };
@@ -156,7 +169,8 @@ async function copyInto(file: Db, url: string, o: { batch: number; err: (s: stri
 }
 
 async function copyTable(
-  file: Db, sql: Sql, t: CopyTable, now: number, p: Progress, batchSize: number, stopped: () => string | null, err: (s: string) => void,
+  file: Db, sql: Sql, t: CopyTable, now: number, p: Progress, batchSize: number,
+  stopped: () => string | null, err: (s: string) => void,
 ): Promise<void> {
   const per = batchSize;
   const cols = t.columns.join(', ');
@@ -164,8 +178,8 @@ async function copyTable(
   // A batch is one JSON parameter turned into rows of the table's own type: one short
   // statement to parse and plan, whatever the batch size (a VALUES list of 25,000
   // parameters spent most of the copy's time in the server's parser).
-  const insert = `INSERT INTO ${t.name} (${cols})${over} SELECT ${cols} FROM json_populate_recordset(NULL::${t.name}, $1::text::json) ` +
-    'ON CONFLICT DO NOTHING RETURNING 1';
+  const insert = `INSERT INTO ${t.name} (${cols})${over} SELECT ${cols} ` +
+    `FROM json_populate_recordset(NULL::${t.name}, $1::text::json) ON CONFLICT DO NOTHING RETURNING 1`;
   // The iterator keeps the file's statement open across the awaits below; nothing else
   // uses the connection meanwhile.
   const it = file.prepare(t.source(now)).iterate() as IterableIterator<Record<string, unknown>>;
@@ -174,7 +188,11 @@ async function copyTable(
     for (;;) {
       if (stopped()) break;
       const rows: Array<Record<string, unknown>> = [];
-      for (let r = it.next(); !r.done; r = rows.length < per ? it.next() : { done: true, value: undefined }) rows.push(r.value);
+      while (rows.length < per) {
+        const r = it.next();
+        if (r.done) break;
+        rows.push(r.value);
+      }
       if (rows.length === 0) break;
       const res = await sql.unsafe(insert, [JSON.stringify(rows)]);
       p.copied += res.length;
@@ -190,6 +208,7 @@ async function copyTable(
   }
   if (t.identity) {
     // New attempts written by the target's services must not take the copied ids.
-    await sql.unsafe(`SELECT setval(pg_get_serial_sequence('${t.name}', 'id'), GREATEST((SELECT MAX(id) FROM ${t.name}), 1))`);
+    const seq = `pg_get_serial_sequence('${t.name}', 'id')`;
+    await sql.unsafe(`SELECT setval(${seq}, GREATEST((SELECT MAX(id) FROM ${t.name}), 1))`);
   }
 }

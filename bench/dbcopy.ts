@@ -22,8 +22,12 @@ import { openDb } from '../src/queue/db.ts';
 import { migrate } from '../src/queue/migrate.ts';
 
 const { values } = parseArgs({
-  options: { requests: { type: 'string', default: '100000' }, acl: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '2' },
-    batch: { type: 'string', default: '1000' } },
+  options: {
+    requests: { type: 'string', default: '100000' },
+    acl: { type: 'string', default: '10000' },
+    rounds: { type: 'string', default: '2' },
+    batch: { type: 'string', default: '1000' },
+  },
 });
 const REQUESTS = Number(values.requests);
 const ACL = Number(values.acl);
@@ -40,11 +44,13 @@ function build(): void {
   const db = openDb(dbPath, { busyTimeoutMs: 1000, createDir: true });
   migrate(db);
   const now = Date.now();
-  const req = db.prepare(`INSERT INTO charging_requests (id, station_id, driver_token, token_hash, token_mask, callback_url, state,
-      created_at, updated_at, due_at, locked_at, claim_count, attempts, decision_status, decision_reason, decision_source,
+  const req = db.prepare(`INSERT INTO charging_requests (id, station_id, driver_token, token_hash, token_mask,
+      callback_url, state, created_at, updated_at, due_at, locked_at, claim_count, attempts, decision_status,
+      decision_reason, decision_source,
       decision_latency_ms, decided_at, finished_at, origin, token_type)
     VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, 'acl', 2, ?, ?, 'http://receiver.example:8080', 'RFID')`);
-  const att = db.prepare(`INSERT INTO callback_attempts (request_id, attempt, started_at, duration_ms, http_status, error, outcome)
+  const att = db.prepare(`INSERT INTO callback_attempts (request_id, attempt, started_at, duration_ms,
+      http_status, error, outcome)
     VALUES (?, ?, ?, 12, ?, ?, ?)`);
   const key = db.prepare('INSERT INTO idempotency_keys (key, body_hash, request_id, created_at) VALUES (?, ?, ?, ?)');
   db.transaction(() => {
@@ -57,7 +63,8 @@ function build(): void {
       const decided = state === 'authorizing' ? null : 'allowed';
       const locked = kind === 'open' && i % 60 < 20 ? at : null;
       const attempts = kind === 'delivered' ? 1 : kind === 'failed' ? 3 : 0;
-      req.run(id, STATION, hash, 'ABCD…1234', 'http://receiver.example:8080/cb', state, at, at, at + 60_000, locked, attempts,
+      req.run(id, STATION, hash, 'ABCD…1234', 'http://receiver.example:8080/cb', state, at, at, at + 60_000, locked,
+        attempts,
         decided, decided ? 'ok' : null, decided ? at + 2 : null, kind === 'open' ? null : at + 20);
       for (let a = 1; a <= attempts; a++) {
         const last = a === attempts;
@@ -73,9 +80,11 @@ function build(): void {
       acl.run(token, `row ${i}`);
       if (i % 3 === 0) scope.run(token, STATION);
     }
-    const unknown = db.prepare(`INSERT INTO unknown_tokens (token_hash, station_id, token_mask, seen_count, first_seen_at, last_seen_at,
-        last_status, last_reason, last_request_id) VALUES (?, ?, 'ABCD…1234', 1, ?, ?, 'not_allowed', 'unknown token', 'x')`);
-    const cache = db.prepare(`INSERT INTO authorizer_cache (token_hash, token_type, station_id, status, reason, stored_at, fresh_until,
+    const unknown = db.prepare(`INSERT INTO unknown_tokens (token_hash, station_id, token_mask, seen_count,
+        first_seen_at, last_seen_at, last_status, last_reason, last_request_id)
+      VALUES (?, ?, 'ABCD…1234', 1, ?, ?, 'not_allowed', 'unknown token', 'x')`);
+    const cache = db.prepare(`INSERT INTO authorizer_cache (token_hash, token_type, station_id, status, reason,
+        stored_at, fresh_until,
         last_used_at) VALUES (?, 'RFID', ?, 'allowed', 'ok', ?, ?, ?)`);
     for (let i = 0; i < 1000; i++) {
       unknown.run(`u${i}`, STATION, now, now);
@@ -89,8 +98,8 @@ function build(): void {
 async function timed(args: string[]): Promise<{ ms: number; rssMb: number; out: string }> {
   const timeFile = join(dir, 'time.txt');
   const t0 = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', '%M', '-o', timeFile, process.execPath, join(ROOT, 'bin/chargegate.ts'), ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = ['-f', '%M', '-o', timeFile, process.execPath, join(ROOT, 'bin/chargegate.ts'), ...args];
+  const child = spawn('/usr/bin/time', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b));
   child.stderr.on('data', (b: Buffer) => (out += b));
@@ -105,7 +114,9 @@ const made: string[] = [];
 try {
   const b0 = performance.now();
   build();
-  console.log(`file: ${REQUESTS} requests, ${ACL} ACL entries, ${(statSync(dbPath).size / 1e6).toFixed(1)} MB, built in ${((performance.now() - b0) / 1000).toFixed(1)} s`);
+  const mb = (statSync(dbPath).size / 1e6).toFixed(1);
+  const took = ((performance.now() - b0) / 1000).toFixed(1);
+  console.log(`file: ${REQUESTS} requests, ${ACL} ACL entries, ${mb} MB, built in ${took} s`);
   for (let r = 1; r <= ROUNDS; r++) {
     const backup = await timed(['backup', join(dir, `b${r}.db`), '--db', dbPath]);
     const name = `cg_bench_dbcopy_${randomBytes(5).toString('hex')}`;
@@ -116,12 +127,16 @@ try {
     const copy = await timed(['db', 'copy', '--to', u.toString(), '--db', dbPath, ...BATCH]);
     const again = await timed(['db', 'copy', '--to', u.toString(), '--db', dbPath, ...BATCH]);
     const check = postgres(u.toString(), { max: 1, onnotice: () => undefined });
-    const [row] = await check`SELECT (SELECT COUNT(*) FROM charging_requests)::int AS req, (SELECT COUNT(*) FROM acl)::int AS acl`;
+    const [row] = await check`SELECT (SELECT COUNT(*) FROM charging_requests)::int AS req,
+      (SELECT COUNT(*) FROM acl)::int AS acl`;
     await check.end();
-    if (row!.req !== REQUESTS || row!.acl !== ACL) throw new Error(`copied ${row!.req} requests, ${row!.acl} ACL entries`);
-    console.log(`round ${r}: backup (baseline) ${(backup.ms / 1000).toFixed(2)} s; db copy ${(copy.ms / 1000).toFixed(2)} s ` +
-      `(${(copy.ms / backup.ms).toFixed(1)}× the backup, peak RSS ${copy.rssMb.toFixed(0)} MB); rerun with nothing new ` +
-      `${(again.ms / 1000).toFixed(2)} s`);
+    if (row!.req !== REQUESTS || row!.acl !== ACL) {
+      throw new Error(`copied ${row!.req} requests, ${row!.acl} ACL entries`);
+    }
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    console.log(`round ${r}: backup (baseline) ${s(backup.ms)}; db copy ${s(copy.ms)} ` +
+      `(${(copy.ms / backup.ms).toFixed(1)}× the backup, peak RSS ${copy.rssMb.toFixed(0)} MB); rerun, nothing new ` +
+      `${s(again.ms)}`);
   }
 } finally {
   for (const name of made) await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);

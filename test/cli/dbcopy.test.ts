@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { ServerResponse } from 'node:http';
@@ -225,5 +226,49 @@ describe('db copy', { skip: pg.skip }, () => {
     const later = [...rx.ok.calls.slice(okBefore), ...rx.slow.calls.slice(slowBefore)];
     const called = new Set(later.map((c) => String(c.headers['webhook-id'])));
     for (const id of ids) assert.ok(called.has(String(id)), `request ${String(id)} called back on PostgreSQL`);
+  });
+
+  it('a lost connection stops the copy with a summary; the next run completes it without duplicates', async (t) => {
+    const dir = processDir(t);
+    const dbPath = join(dir, 'acl.db');
+    const csv = join(dir, 'acl.csv');
+    const lines = ['token,stations,expires_at,blocked,note'];
+    for (let i = 0; i < 2000; i++) {
+      lines.push(`lost-conn-${String(i).padStart(12, '0')},${i % 4 ? '' : STATION},,false,n${i}`);
+    }
+    writeFileSync(csv, `${lines.join('\n')}\n`);
+    await cli(t, ['acl', 'import', csv, '--db', dbPath]);
+    const data = await pg.appDatabase();
+    t.after(data.drop);
+    const db = new URL(data.env.DATABASE_URL!).pathname.slice(1);
+    const args = ['db', 'copy', '--to', data.env.DATABASE_URL!, '--db', dbPath, '--batch-size', '1'];
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'chargegate.ts'), ...args],
+      { cwd: REPO_ROOT, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let cut: Promise<unknown> | null = null;
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+      // The server ends the command's session while it copies the ACL, one row per INSERT.
+      if (!cut && stderr.includes('db copy: acl_groups')) {
+        cut = data.run(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ? AND datname = ?',
+          'chargegate db copy', db);
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.once('close', r));
+    await cut;
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /failed: /);
+    assert.match(stderr, /run the same command again to continue/);
+    const partial = Number((await data.run('SELECT COUNT(*) AS n FROM acl'))[0]!.n);
+    assert.ok(partial < 2000, `stopped part way (${partial})`);
+    await cli(t, ['db', 'copy', '--to', data.env.DATABASE_URL!, '--db', dbPath]);
+    const target = await pgContent(data.env.DATABASE_URL!);
+    const file = fileContent(dbPath);
+    assert.deepEqual(target.acl, file.acl);
+    assert.deepEqual(target.acl_stations, file.acl_stations);
+    assert.equal(file.acl!.length, 2000);
+    const failed = stderr.split('\n').find((l) => l.includes('failed'));
+    t.diagnostic(`connection cut at ${partial} of 2000 ACL entries: ${failed}`);
   });
 });

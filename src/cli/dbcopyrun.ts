@@ -86,7 +86,8 @@ export async function copyInto(file: Db, url: string, o: CopyOpts) {
     const present = done.reduce((s, p) => s + p.present, 0);
     o.out(`db copy: done: ${copied} rows copied into ${where}, ${present} already there\n`);
   } catch (err) {
-    if (!stopBy) summary(`failed: ${clean(url, err)}`);
+    // Before the first table nothing was written: the error line says it all.
+    if (!stopBy && (done.length > 0 || current)) summary(`failed: ${clean(url, err)}`);
     if (err instanceof ChargegateError) throw new ChargegateError(err.code, clean(url, err));
     throw new ChargegateError('CG_ERR_DB_UNAVAILABLE', `db copy into ${where} failed: ${clean(url, err)}`);
   } finally {

@@ -20,6 +20,7 @@ import { receivers } from './receivers.ts';
 import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
 import { checkBackupTarget } from './backup.ts';
+import { addDbCommands } from './dbcopy.ts';
 import { scopeText } from './scope.ts';
 import { collect, table, usageError } from './usage.ts';
 
@@ -398,6 +399,11 @@ export function buildProgram(io: CliIo, version: string): Command {
       }
     });
 
+  const dbCommands = addDbCommands(program, {
+    out: io.out, err: io.err, dbOption, dbPath: (flag) => dbPathOf(io, flag), openRead: (flag) => openCliDb(io, flag, 'read'),
+    nativeBinding: () => runtimePaths().nativeBinding,
+  });
+
   program
     .command('openapi')
     .description('print the OpenAPI 3.1 description of the HTTP API (the document GET /openapi.json serves)')
@@ -406,7 +412,7 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(`${JSON.stringify(await apiDocument(version), null, 2)}\n`);
     });
 
-  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands, ...keys.commands]) {
+  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands, ...keys.commands, ...dbCommands]) {
     cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   }
   return program;

@@ -67,7 +67,7 @@ export function processDir(t: TestContext): string {
 }
 
 /** The parent's environment minus what would change how the child runs or is configured. */
-function baseEnv(): Record<string, string> {
+export function baseEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
   // The test runner's and tsx's settings belong to this process, not the service.

@@ -1,11 +1,17 @@
 // The bench's contestants, each started fresh on the server core and stopped after its
 // measurement: the chargegate executable, bare Hapi + joi (bench/baseline.ts, stores nothing,
 // no callbacks) and the peer (bench/peer: Hapi + joi + BullMQ on its own redis-server with
-// `appendonly yes`, `appendfsync always`, a worker POSTing callbacks with undici).
+// `appendonly yes`, `appendfsync always`, a worker POSTing callbacks with undici), and the
+// chargegate executable on PostgreSQL (DATABASE_URL to a throwaway database on the local
+// server, dropped after): `pg1` one instance, `pg2` two instances on the one database, both
+// processes on the server core; the load generators split their load between the two ports.
+// The PostgreSQL server itself is shared with other jobs and is left unpinned.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import { freePort, has, pinned, start, stopChild, treeRss, type Child } from './lib.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -13,10 +19,16 @@ export const BIN = join(ROOT, 'dist', 'chargegate');
 export const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 export const STATION = '123e4567-e89b-12d3-a456-426614174000';
 
-export type Name = 'chargegate' | 'bare' | 'peer';
+export type Name = 'chargegate' | 'bare' | 'peer' | 'pg1' | 'pg2';
+/** The PostgreSQL contestants and their instance counts. */
+export const PG_NAMES: Partial<Record<Name, number>> = { pg1: 1, pg2: 2 };
+/** An admin connection to the PostgreSQL server the pg contestants use. */
+export const PG_ADMIN = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface Running {
   port: number;
+  /** Every instance's port (two for pg2; the load is split between them). */
+  ports: number[];
   /** Spawn to the `listening` line of the HTTP server (the peer's redis-server started before). */
   readyMs: number;
   /** Every process of the contestant (chargegate: one, with its threads; peer: node and redis-server). */
@@ -40,7 +52,7 @@ export interface StartOptions {
 
 function running(c: Child, extra: number[], stopAll: () => Promise<void>): Running {
   const pids = [c.child.pid!, ...extra];
-  return { port: c.port, readyMs: c.readyMs, pids, rss: () => treeRss(pids), stop: stopAll };
+  return { port: c.port, ports: [c.port], readyMs: c.readyMs, pids, rss: () => treeRss(pids), stop: stopAll };
 }
 
 export function chargegateEnv(work: string): Record<string, string> {
@@ -110,8 +122,55 @@ async function peer(work: string, o: StartOptions): Promise<Running> {
   });
 }
 
+const admin = () => postgres(PG_ADMIN, { max: 1, connect_timeout: 3, onnotice: () => undefined });
+
+/** Whether a PostgreSQL server answers at BENCH_PG_URL (default the local one); a reason when not. */
+export async function pgReady(): Promise<string | null> {
+  if (process.env.BENCH_PG === '0') return 'BENCH_PG=0';
+  const sql = admin();
+  try {
+    await sql`SELECT 1`;
+    return null;
+  } catch (err) {
+    return `no PostgreSQL at ${PG_ADMIN.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message}); set BENCH_PG_URL`;
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+  }
+}
+
+/** n instances of the executable on a fresh database (dropped at stop), the bench's token on its ACL. */
+async function chargegatePg(work: string, n: number, o: StartOptions): Promise<Running> {
+  // Named after the bench's pid, so a run's leftovers can be told from another run's.
+  const name = `cg_bench_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const a = admin();
+  await a.unsafe(`CREATE DATABASE ${name}`);
+  await a.end();
+  const url = PG_ADMIN.replace(/\/[^/]*$/, `/${name}`);
+  const [cmd, args] = pinned('server', o.bin ?? BIN, ['serve']);
+  const env = { ...chargegateEnv(work), HOST: '127.0.0.1', PORT: '0', DATABASE_URL: url, LOG_LEVEL: 'info', ...o.env };
+  // One after the other: the first migrates the database, the second finds it migrated.
+  const cs: Child[] = [];
+  for (let i = 0; i < n; i++) cs.push(await start(cmd, args, env));
+  const sql = postgres(url, { max: 1, onnotice: () => undefined });
+  await sql`INSERT INTO acl (token, blocked) VALUES (${TOKEN}, 0) ON CONFLICT DO NOTHING`;
+  await sql.end();
+  const pids = cs.map((c) => c.child.pid!);
+  return {
+    port: cs[0]!.port, ports: cs.map((c) => c.port), readyMs: Math.max(...cs.map((c) => c.readyMs)), pids,
+    rss: () => treeRss(pids),
+    stop: async () => {
+      await Promise.all(cs.map((c) => c.stop()));
+      const d = admin();
+      await d.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await d.end();
+    },
+  };
+}
+
 export function startContestant(name: Name, work: string, o: StartOptions = {}): Promise<Running> {
   if (name === 'chargegate') return chargegate(work, o);
+  const instances = PG_NAMES[name];
+  if (instances) return chargegatePg(work, instances, o);
   if (name === 'bare') return bare();
   return peer(work, o);
 }

@@ -7,6 +7,8 @@
 // `overallRate` paces each connection by its answers (closed loop), so it would hide stalls.
 //
 //   node bench/openloop.ts '{"port":N,"rate":500,"seconds":10,"warmup":1,"callbacks":true}'
+// With "ports":[N,M] instead of "port", requests alternate between the instances (i % count):
+// each gets half the rate, on one schedule.
 //
 // Prints one JSON line: accept and callback p50/p99/max in ms over the measured requests
 // (those due after the warm-up), non-2xx answers, errors and callbacks missing after the wait.
@@ -14,7 +16,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 
-const o = JSON.parse(process.argv[2]!) as { port: number; rate: number; seconds: number; warmup: number; callbacks: boolean; waitMs?: number };
+const o = JSON.parse(process.argv[2]!) as { port?: number; ports?: number[]; rate: number; seconds: number; warmup: number; callbacks: boolean; waitMs?: number };
 const STATION = '123e4567-e89b-12d3-a456-426614174000';
 const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 
@@ -43,13 +45,14 @@ rx.keepAliveTimeout = 30_000;
 await new Promise<void>((r) => rx.listen(0, '127.0.0.1', r));
 const cb = `http://127.0.0.1:${(rx.address() as AddressInfo).port}/cb/`;
 
-const pool = new Pool(`http://127.0.0.1:${o.port}`, { connections: 512, pipelining: 1, keepAliveTimeout: 30_000 });
+const pools = (o.ports ?? [o.port!]).map((port) =>
+  new Pool(`http://127.0.0.1:${port}`, { connections: 512, pipelining: 1, keepAliveTimeout: 30_000 }));
 let pending = 0;
 
 function send(i: number): void {
   pending++;
   const body = JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: `${cb}${i}` });
-  pool
+  pools[i % pools.length]!
     .request({ path: '/api/v1/charging-session', method: 'POST', headers: { 'content-type': 'application/json' }, body })
     .then(async (res) => {
       await res.body.dump();
@@ -104,6 +107,6 @@ process.stdout.write(`${JSON.stringify({
   accept: stats(answered),
   callback: o.callbacks ? { ...stats(called), missing: measured - wanted() } : null,
 })}\n`);
-await pool.close();
+await Promise.all(pools.map((p) => p.close()));
 rx.closeAllConnections();
 rx.close();

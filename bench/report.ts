@@ -29,6 +29,38 @@ export function paired(ph: R, a: string, b: string, key: string): number | null 
   return xs.length ? xs[Math.floor(xs.length / 2)]! : null;
 }
 
+/**
+ * The engines side by side (issue 12): chargegate on SQLite, on PostgreSQL with one instance
+ * and with two on one database, same run; ratios paired per round against SQLite.
+ */
+function printPgTable(s: R): void {
+  const rows: string[][] = [['figure (median of rounds)', 'sqlite', 'pg x1', 'pg x2', 'pg1/sqlite', 'pg2/sqlite']];
+  const vs = (ph: R, n: string, key: string) => num(paired(ph, n, 'chargegate', key), 2);
+  for (const [conns, ph] of Object.entries(s.saturation as R)) {
+    const m = (n: string) => ph[n]?.median as R | undefined;
+    rows.push([`accepted req/s @${conns} conns`, num(m('chargegate')?.rps2xx), num(m('pg1')?.rps2xx), num(m('pg2')?.rps2xx),
+      vs(ph, 'pg1', 'rps2xx'), vs(ph, 'pg2', 'rps2xx')]);
+    rows.push([`accept p50/p99/max ms @${conns}`, triple(m('chargegate'), ''), triple(m('pg1'), ''), triple(m('pg2'), ''),
+      vs(ph, 'pg1', 'p99'), vs(ph, 'pg2', 'p99')]);
+  }
+  for (const [rate, ph] of Object.entries(s.open_loop as R)) {
+    const m = (n: string) => ph[n]?.median as R | undefined;
+    rows.push([`open ${rate}/s accept p50/p99/max ms`, triple(m('chargegate'), 'accept'), triple(m('pg1'), 'accept'),
+      triple(m('pg2'), 'accept'), vs(ph, 'pg1', 'accept_p99'), vs(ph, 'pg2', 'accept_p99')]);
+    rows.push([`open ${rate}/s POST→callback p50/p99/max`, triple(m('chargegate'), 'callback'), triple(m('pg1'), 'callback'),
+      triple(m('pg2'), 'callback'), vs(ph, 'pg1', 'callback_p99'), vs(ph, 'pg2', 'callback_p99')]);
+    rows.push([`open ${rate}/s callbacks missing, non-2xx`, ...['chargegate', 'pg1', 'pg2'].map((n) =>
+      `${num(m(n)?.callbacks_missing)}, ${num(m(n)?.non2xx)}`), '', '']);
+  }
+  const st = s.startup as R;
+  rows.push(['start to listening ms', ...['chargegate', 'pg1', 'pg2'].map((n) => num(st[n]?.ready_ms)), '', '']);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log('');
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  console.log('(pg x2: two instances on one database, both on the server core, the load split between their ports;' +
+    ' the PostgreSQL server is unpinned)');
+}
+
 export function printTable(s: R): void {
   // Figures: medians over rounds. Ratios: medians of the per-round ratios (paired), except the
   // drain's, which divides by bare's median accept rate.
@@ -84,4 +116,6 @@ export function printTable(s: R): void {
     console.log(`(box floor: a 1 ms timer fired late by p99/max ${f.server?.p99}/${f.server?.max} ms on the server core,` +
       ` ${f.load?.p99}/${f.load?.max} ms on the load core)`);
   }
+  if ((s.method as R).contestants?.includes('pg1')) printPgTable(s);
+  else if (s.pg_left_out) console.log(`(PostgreSQL rows left out: ${s.pg_left_out})`);
 }

@@ -8,7 +8,10 @@
 // ("500,2000"), BENCH_PEER=0 (leave the peer out), BENCH_TOOL=autocannon (even with wrk),
 // BENCH_OUT (results path), BENCH_CG_ENV (JSON: extra settings for chargegate, for tuning runs),
 // BENCH_PHASES ("start,saturation,open,drain"), BENCH_NICE (-10: the priority of contestants
-// and load when root; 0 leaves it alone).
+// and load when root; 0 leaves it alone), BENCH_PG=0 (leave the PostgreSQL contestants out),
+// BENCH_PG_URL (their server: an admin connection; default postgres://postgres@127.0.0.1:5432).
+// PostgreSQL contestants (pg1, pg2: bench/contestants.ts) run the start, saturation and open
+// phases; the drain phase fills a SQLite file, so it is SQLite's only.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,10 +20,12 @@ import Database from 'better-sqlite3';
 import { openDb } from '../src/queue/db.ts';
 import { migrate } from '../src/queue/migrate.ts';
 import { createStore } from '../src/queue/store.ts';
-import { BIN, freshDb, peerReady, ROOT, startContestant, startRedis, STATION, TOKEN, type Name } from './contestants.ts';
+import {
+  BIN, freshDb, peerReady, PG_NAMES, pgReady, ROOT, startContestant, startRedis, STATION, TOKEN, type Name,
+} from './contestants.ts';
 import { cores, median, niceness, output, pinned, pinSelf, sleep, start, timerFloor, type Child } from './lib.ts';
 import { printTable } from './report.ts';
-import { loadTool, saturate } from './saturate.ts';
+import { loadTool, saturate, type Saturation } from './saturate.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -38,7 +43,10 @@ const work = mkdtempSync(join(tmpdir(), 'cg-bench-'));
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 const peerWhy = peerReady();
 if (peerWhy) log(`peer left out: ${peerWhy}`);
-const NAMES: Name[] = peerWhy ? ['chargegate', 'bare'] : ['chargegate', 'bare', 'peer'];
+const pgWhy = await pgReady();
+if (pgWhy) log(`PostgreSQL contestants left out: ${pgWhy}`);
+const NAMES: Name[] = [...(peerWhy ? ['chargegate', 'bare'] as Name[] : ['chargegate', 'bare', 'peer'] as Name[]),
+  ...(pgWhy ? [] : ['pg1', 'pg2'] as Name[])];
 /** Round r starts with a different contestant, so none always runs first (or after the same one). */
 const order = (r: number): Name[] => NAMES.map((_, i) => NAMES[(i + r) % NAMES.length]!);
 
@@ -49,6 +57,7 @@ const results: Record<string, any> = {
     chargegate_env: CG_ENV,
   },
   peer_left_out: peerWhy,
+  pg_left_out: pgWhy,
 };
 
 // One callback receiver for the saturation phases, on the load core.
@@ -62,7 +71,25 @@ async function received(rx: Child): Promise<number> {
 const body = (port: number) =>
   JSON.stringify({ station_id: STATION, driver_token: TOKEN, callback_url: `http://127.0.0.1:${port}/cb` });
 // Saturation measures accepting: chargegate's queue bound is lifted there as the peer has none.
-const envFor = (name: Name, extra: Record<string, string> = {}) => (name === 'chargegate' ? { ...CG_ENV, ...extra } : {});
+const envFor = (name: Name, extra: Record<string, string> = {}) =>
+  (name === 'chargegate' || PG_NAMES[name] ? { ...CG_ENV, ...extra } : {});
+
+/**
+ * Saturation of every port of a contestant at once, the connections split between them (one
+ * generator each, all on the load core): 2xx/s, non-2xx and errors add up; latencies are the
+ * worst port's.
+ */
+async function saturateAll(ports: number[], connections: number, seconds: number, rxPort: number): Promise<Saturation> {
+  const per = Math.max(1, Math.round(connections / ports.length));
+  const xs = await Promise.all(ports.map((p) => saturate(work, p, per, seconds, body(rxPort))));
+  if (xs.length === 1) return xs[0]!;
+  const sum = (k: 'rps2xx' | 'non2xx' | 'errors') => xs.reduce((n, x) => n + x[k], 0);
+  const worst = (k: 'p50' | 'p99' | 'max') => Math.max(...xs.map((x) => x[k]));
+  return {
+    tool: xs[0]!.tool, seconds: Math.max(...xs.map((x) => x.seconds)), rps2xx: sum('rps2xx'), non2xx: sum('non2xx'),
+    errors: sum('errors'), p50: worst('p50'), p99: worst('p99'), max: worst('max'),
+  };
+}
 
 async function startupPhase() {
   const runs: Record<string, Array<{ ready_ms: number; rss_idle_mib: number }>> = {};
@@ -88,9 +115,9 @@ async function saturationPhase(connections: number) {
   for (let r = 0; r < ROUNDS; r++) {
     for (const name of order(r)) {
       const c = await startContestant(name, work, { env: envFor(name, { QUEUE_MAX_SIZE: '10000000' }) });
-      await saturate(work, c.port, connections, WARMUP, body(rx.port));
+      await saturateAll(c.ports, connections, WARMUP, rx.port);
       const before = await received(rx);
-      const s = await saturate(work, c.port, connections, SECONDS, body(rx.port));
+      const s = await saturateAll(c.ports, connections, SECONDS, rx.port);
       const callbacks = (await received(rx)) - before;
       const rss = c.rss();
       await c.stop();
@@ -110,7 +137,7 @@ async function openLoopPhase(rate: number) {
     for (const name of order(r)) {
       const c = await startContestant(name, work, { env: envFor(name) });
       const [cmd, args] = pinned('load', process.execPath, [join(ROOT, 'bench', 'openloop.ts'),
-        JSON.stringify({ port: c.port, rate, seconds: SECONDS, warmup: 1, callbacks: name !== 'bare' })]);
+        JSON.stringify({ ports: c.ports, rate, seconds: SECONDS, warmup: 1, callbacks: name !== 'bare' })]);
       const o = JSON.parse(await output(cmd, args));
       const rss = c.rss();
       await c.stop();

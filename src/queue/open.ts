@@ -10,6 +10,7 @@ import { connectPg, redactUrl } from './pg/connect.ts';
 import { releaseDeadInstances } from './pg/instances.ts';
 import { migratePg } from './pg/migrate.ts';
 import { createPgQueue } from './pg/queue.ts';
+import { createReach } from './pg/reach.ts';
 import { createSqliteQueue } from './sqlite.ts';
 
 // The one place that picks the engine: PostgreSQL when DATABASE_URL is set, else the
@@ -66,11 +67,18 @@ async function openPostgres(url: string, config: Readonly<QueueSettings>, opts: 
     const instanceId = randomUUID();
     const dead = await releaseDeadInstances(sql, instanceId, opts.now());
     if (dead.released) log.warn({ ...dead }, 'instances that died left claimed requests; they are resumed now');
+    const reach = createReach(sql, opts.hooks);
     const queue = await createPgQueue(sql, {
       where, instanceId, life, maxOpen: config.queueMaxSize, maxCacheEntries: config.authorizerCacheMaxEntries,
-      keysRequired: config.apiKeysRequired, now: opts.now, hooks: opts.hooks,
+      keysRequired: config.apiKeysRequired, now: opts.now, hooks: reach.hooks,
     });
-    return { queue, fault: () => null, db: null };
+    const close = queue.close.bind(queue);
+    queue.close = async () => {
+      reach.stop();
+      await close();
+    };
+    // Unreachable is not lost: the service answers 503 meanwhile and resumes by itself.
+    return { queue, fault: reach.fault, db: null };
   } catch (err) {
     await Promise.all([sql.end({ timeout: 1 }), life.end({ timeout: 1 })]).catch(() => undefined);
     if (err instanceof ChargegateError) throw err;

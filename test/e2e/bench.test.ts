@@ -4,34 +4,52 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import { buildBinary } from '../support/binary.ts';
 import { tempDir } from '../support/tmp.ts';
 
 // `npm run bench` end to end at tiny sizes (1 s loads, one round, 300 queued requests):
 // every phase runs against the built executable and bare Hapi (and the peer when its
-// packages are installed and redis-server is here), and results.json holds every figure.
+// packages are installed and redis-server is here; the executable on PostgreSQL, one and two
+// instances, when the local server answers), and results.json holds every figure.
 // Figures are not judged here: timing belongs to the bench itself.
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
+const PG_URL = process.env.CHARGEGATE_TEST_PG || 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function pgAnswers(): Promise<boolean> {
+  const sql = postgres(PG_URL, { max: 1, connect_timeout: 2, onnotice: () => undefined });
+  try {
+    await sql`SELECT 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+  }
+}
 
 describe('npm run bench (smoke)', () => {
   it('runs every phase and writes results.json with each contestant\'s figures', { timeout: 300_000 }, async (t) => {
     await buildBinary();
     const out = join(tempDir(t), 'results.json');
     const peer = existsSync(join(root, 'bench', 'peer', 'node_modules', 'bullmq'));
+    const pg = await pgAnswers();
     const env = {
       ...process.env, BENCH_SECONDS: '1', BENCH_ROUNDS: '1', BENCH_STARTS: '1', BENCH_DRAIN: '300', BENCH_CONNECTIONS: '10',
-      BENCH_RATES: '100', BENCH_OUT: out, BENCH_PEER: peer ? '1' : '0',
+      BENCH_RATES: '100', BENCH_OUT: out, BENCH_PEER: peer ? '1' : '0', BENCH_PG: pg ? '1' : '0', BENCH_PG_URL: PG_URL,
     };
+    let benchPid = 0;
     const table = await new Promise<string>((resolve, reject) => {
       const opts = { cwd: root, env, timeout: 240_000, maxBuffer: 16 << 20 };
-      execFile(process.execPath, [join(root, 'bench', 'run.ts')], opts, (err, stdout, stderr) => {
+      benchPid = execFile(process.execPath, [join(root, 'bench', 'run.ts')], opts, (err, stdout, stderr) => {
         if (err) reject(new Error(`bench failed: ${err.message}\n${stderr.slice(-4000)}`));
         else resolve(stdout);
-      });
+      }).pid!;
     });
     const r = JSON.parse(readFileSync(out, 'utf8'));
-    const names = peer ? ['chargegate', 'bare', 'peer'] : ['chargegate', 'bare'];
+    const pgNames = pg ? ['pg1', 'pg2'] : [];
+    const names = [...(peer ? ['chargegate', 'bare', 'peer'] : ['chargegate', 'bare']), ...pgNames];
     assert.deepEqual(r.method.contestants, names);
     for (const n of names) {
       assert.ok(r.startup[n].ready_ms > 0, `${n} started`);
@@ -43,7 +61,15 @@ describe('npm run bench (smoke)', () => {
     for (const n of names.filter((x) => x !== 'bare')) {
       assert.equal(r.open_loop['100'][n].median.callbacks_missing, 0, `${n}: every callback of the open loop arrived`);
       assert.ok(Number.isFinite(r.open_loop['100'][n].median.callback_p99));
-      assert.equal(r.drain[n].delivered, 300, `${n} drained the queue`);
+      if (!pgNames.includes(n)) assert.equal(r.drain[n].delivered, 300, `${n} drained the queue`);
+    }
+    if (pg) {
+      assert.match(table, /pg x1 +pg x2/);
+      // Every throwaway database of this run was dropped.
+      const sql = postgres(PG_URL, { max: 1, onnotice: () => undefined });
+      const left = await sql`SELECT datname FROM pg_database WHERE datname LIKE ${`cg_bench_${benchPid}_%`}`;
+      await sql.end();
+      assert.deepEqual(left.map((x) => x.datname), []);
     }
     assert.match(table, /accepted req\/s @10 conns/);
     assert.match(table, /drain 300 queued/);

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { buildBinary } from '../support/binary.ts';
+import { PG_ADMIN_URL, pgReachable } from '../support/pgadmin.ts';
 import { tempDir } from '../support/tmp.ts';
 
 // `npm run bench` end to end at tiny sizes (1 s loads, one round, 300 queued requests):
@@ -15,26 +16,14 @@ import { tempDir } from '../support/tmp.ts';
 // Figures are not judged here: timing belongs to the bench itself.
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const PG_URL = process.env.CHARGEGATE_TEST_PG || 'postgres://postgres@127.0.0.1:5432/postgres';
-
-async function pgAnswers(): Promise<boolean> {
-  const sql = postgres(PG_URL, { max: 1, connect_timeout: 2, onnotice: () => undefined });
-  try {
-    await sql`SELECT 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => undefined);
-  }
-}
+const PG_URL = PG_ADMIN_URL;
 
 describe('npm run bench (smoke)', () => {
   it('runs every phase and writes results.json with each contestant\'s figures', { timeout: 300_000 }, async (t) => {
     await buildBinary();
     const out = join(tempDir(t), 'results.json');
     const peer = existsSync(join(root, 'bench', 'peer', 'node_modules', 'bullmq'));
-    const pg = await pgAnswers();
+    const pg = await pgReachable();
     const env = {
       ...process.env, BENCH_SECONDS: '1', BENCH_ROUNDS: '1', BENCH_STARTS: '1', BENCH_DRAIN: '300', BENCH_CONNECTIONS: '10',
       BENCH_RATES: '100', BENCH_OUT: out, BENCH_PEER: peer ? '1' : '0', BENCH_PG: pg ? '1' : '0', BENCH_PG_URL: PG_URL,

@@ -11,13 +11,14 @@ import { migratePg } from '../../src/queue/pg/migrate.ts';
 import { createPgQueue } from '../../src/queue/pg/queue.ts';
 import type { Queue } from '../../src/queue/queue.ts';
 import { createSqliteQueue } from '../../src/queue/sqlite.ts';
+import { PG_ADMIN_URL, pgReachable } from './pgadmin.ts';
 import { tempDir } from './tmp.ts';
 
 // The engines a test file runs against, from one source: SQLite always, PostgreSQL when a
 // server answers at CHARGEGATE_TEST_PG (an admin connection; default the local one). Each
 // test file gets a throwaway database, dropped after the file; each test its own schema.
 
-export const PG_ADMIN_URL = process.env.CHARGEGATE_TEST_PG || 'postgres://postgres@127.0.0.1:5432/postgres';
+export { PG_ADMIN_URL };
 export const PG_SKIP = `PostgreSQL not reachable at ${PG_ADMIN_URL}: start one, or set CHARGEGATE_TEST_PG=postgres://user@host:port/db (an admin connection)`;
 
 type T = { after: (fn: () => unknown) => void };
@@ -63,18 +64,6 @@ export interface AppDatabase {
   drop(): Promise<void>;
 }
 
-async function reachable(): Promise<boolean> {
-  const sql = postgres(PG_ADMIN_URL, { max: 1, connect_timeout: 2, onnotice: () => undefined });
-  try {
-    await sql`SELECT 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => undefined);
-  }
-}
-
 /** This file's throwaway database, dropped after the file (registered at the top level, on the root). */
 async function fileDatabase(): Promise<string> {
   const name = `cg_test_${randomBytes(6).toString('hex')}`;
@@ -91,7 +80,7 @@ async function fileDatabase(): Promise<string> {
   return u.toString();
 }
 
-const pgUrl = (await reachable()) ? await fileDatabase() : null;
+const pgUrl = (await pgReachable()) ? await fileDatabase() : null;
 
 const toDollars = (text: string) => {
   let i = 0;

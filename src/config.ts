@@ -177,7 +177,7 @@ function proxyUrl(raw: string): string {
 }
 
 /** A PostgreSQL connection URL; the password never appears in the message. */
-function postgresUrl(raw: string): string {
+export function postgresUrl(raw: string): string {
   let u: URL;
   try {
     u = new URL(raw.trim());

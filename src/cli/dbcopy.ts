@@ -1,5 +1,6 @@
 import type { Command, Option } from 'commander';
 import { ChargegateError } from '../core/errors.ts';
+import { postgresUrl } from '../config.ts';
 import type { Db } from '../queue/db.ts';
 import { tryLock, type InstanceLock } from '../queue/lock.ts';
 import { usageError } from './usage.ts';
@@ -23,17 +24,13 @@ export interface DbCopyDeps {
 
 const DEFAULT_BATCH = 1000;
 
+/** The target: the same check as DATABASE_URL's (src/config.ts), as a usage error. */
 export function checkPgUrl(url: string): string {
-  let u: URL;
   try {
-    u = new URL(url);
-  } catch {
-    throw usageError('--to must be a PostgreSQL URL: postgres://user[:password]@host[:port]/database');
+    return postgresUrl(url);
+  } catch (err) {
+    throw usageError(`invalid --to: ${(err as Error).message}`);
   }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw usageError(`--to must be a postgres:// URL, not ${u.protocol}//…`);
-  }
-  return url;
 }
 
 function checkBatch(s: string): number {

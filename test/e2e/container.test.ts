@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { buildBinary, postAndAwaitCallback } from '../support/binary.ts';
+import { freePort } from '../support/port.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 // @ts-expect-error plain ESM build script without types
@@ -31,15 +31,6 @@ function whyNot(): string | undefined {
   const r = spawnSync('podman', [...podmanArgs, 'info'], { env: podmanEnv(), encoding: 'utf8' });
   if (r.status !== 0) return `podman cannot run here: ${(r.stderr || r.stdout).trim().split('\n').at(-1)}`;
   return rootfsMissing();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 describe('the container image (podman)', { timeout: 600_000, skip: whyNot() }, () => {

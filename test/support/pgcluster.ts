@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './port.ts';
 
 // A throwaway PostgreSQL cluster of a test's own (Debian's initdb + pg_ctl in a temp dir,
 // on a free port, its unix socket in that dir), for tests that stop and start the server:
@@ -28,17 +28,6 @@ export const CLUSTER_SKIP: string | false = BIN === null
   ? 'no PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin/initdb, pg_ctl): '
     + 'apt-get install postgresql to run this test'
   : false;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Cluster {
   /** Admin URL (user postgres, trust) of database `postgres`. */

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import Database from 'better-sqlite3';
 import { Pool } from 'undici';
+
+export { freePort } from '../../support/port.ts';
 
 // Load and measurement helpers of the fault suite: a seeded random source (every run prints
 // its seed; FAULT_SEED=<n> replays one), a bounded load generator on loopback, RSS sampling
@@ -23,18 +24,6 @@ export function seeded(seed: number): () => number {
 
 export function faultSeed(): number {
   return process.env.FAULT_SEED ? Number(process.env.FAULT_SEED) : Math.floor(Math.random() * 2 ** 31);
-}
-
-/** A port that was free a moment ago, so restarts of one service keep one address. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resident set size of a process in bytes (Linux /proc), null once it is gone. */

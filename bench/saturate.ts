@@ -24,8 +24,11 @@ const tool: 'wrk' | 'autocannon' = process.env.BENCH_TOOL === 'autocannon' || !h
 export { tool as loadTool };
 
 /** The wrk script: POSTs the body, prints one JSON line of figures (latency in µs) at the end. */
+// One file per run: pg2 starts two wrk at once, and rewriting a shared file under a starting
+// wrk hands it an empty script (no body, no figures), which is how CI once saw all non-2xx.
+let scripts = 0;
 function wrkScript(dir: string, body: string): string {
-  const path = join(dir, 'post.lua');
+  const path = join(dir, `post-${process.pid}-${++scripts}.lua`);
   writeFileSync(path, `wrk.method = "POST"
 wrk.body = ${JSON.stringify(body)}
 wrk.headers["Content-Type"] = "application/json"

@@ -15,11 +15,13 @@ import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
 import { aclImport } from './aclimport.ts';
 import { checkGroupName } from './groups.ts';
-import { checkClientName, keysAdd, keysList, keysRevoke } from '../queue/keys.ts';
-import { receivers } from './receivers.ts';
-import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
+import { checkClientName } from '../queue/keys.ts';
+import { formatRequest, formatStats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
-import { checkBackupTarget } from './backup.ts';
+import { sqliteAdmin, type AdminStore } from './admin.ts';
+import { checkBackupTarget, refusePgBackup } from './backup.ts';
+import { cliEngine, databaseUrlOption, withPg } from './engine.ts';
+import { addUnknownCommand } from './unknowncommand.ts';
 import { addDbCommands } from './dbcopy.ts';
 import { scopeText } from './scope.ts';
 import { collect, table, usageError } from './usage.ts';
@@ -225,6 +227,7 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
   const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn, access) => withDb(io, dbFlag, fn, access), dbOption });
+  const unknownCmd = addUnknownCommand(acl, { out: io.out, dbOption, withAdmin: (o, fn, access) => withAdmin(io, o, fn, access) });
 
   const stations = program.command('stations').description("manage the site's registered stations");
   stations
@@ -269,10 +272,11 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--limit <n>', 'at most this many rows', '50')
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((o: { state?: string; limit: string; json: boolean; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (o: DbFlags & { state?: string; limit: string; json: boolean }) => {
       const limit = Number(o.limit);
       if (!/^\d+$/.test(o.limit) || limit < 1 || limit > 100_000) throw usageError(`invalid --limit ${JSON.stringify(o.limit)}: expected an integer from 1 to 100000`);
-      const rows = withDb(io, o.db, (db) => requestsList(db, { state: o.state, limit }), 'read');
+      const rows = await withAdmin(io, o, (a) => a.requestsList({ state: o.state, limit }), 'read');
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['request_id', 'state', 'decision', 'attempts', 'driver_token', 'created_at', 'last_error'])}\n`);
     });
   requests
@@ -280,10 +284,11 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('one request: decision, attempts, timestamps (same facts as the HTTP API)')
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((id: string, o: { json: boolean; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (id: string, o: DbFlags & { json: boolean }) => {
       // As the API's 400: a malformed id is a usage error, not "no such request".
       if (!UUID_RE.test(id)) throw usageError(`invalid request id ${JSON.stringify(id)}: must be a UUID`);
-      const view = withDb(io, o.db, (db) => requestShow(db, id), 'read');
+      const view = await withAdmin(io, o, (a) => a.requestShow(id), 'read');
       if (!view) {
         io.err(`requests: no request ${id}\n`);
         process.exitCode = 1;
@@ -302,12 +307,13 @@ export function buildProgram(io: CliIo, version: string): Command {
     )
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((ids: string[], o: { failed: boolean; since?: string; json: boolean; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (ids: string[], o: DbFlags & { failed: boolean; since?: string; json: boolean }) => {
       if (o.failed === (ids.length > 0)) throw usageError('give request ids or --failed (not both)');
       if (o.since !== undefined && !o.failed) throw usageError('--since goes with --failed');
       for (const id of ids) if (!UUID_RE.test(id)) throw usageError(`invalid request id ${JSON.stringify(id)}: must be a UUID`);
       const since = o.since === undefined ? null : checkSince(o.since, Date.now());
-      const r = withDb(io, o.db, (db) => replay(db, o.failed ? { failedSince: since } : { ids }));
+      const r = await withAdmin(io, o, (a) => a.replay(o.failed ? { failedSince: since } : { ids }, Date.now()));
       if (o.json) io.out(`${JSON.stringify(r)}\n`);
       else {
         io.out(`replay: ${r.replayed.length} re-queued\n`);
@@ -321,7 +327,10 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('online backup of the database to <file> (safe while the service runs)')
     .option('--force', 'replace <file> if it exists', false)
     .addOption(dbOption())
-    .action(async (file: string, o: { force: boolean; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (file: string, o: DbFlags & { force: boolean }) => {
+      const engine = cliEngine(io.env, o);
+      if (engine.kind === 'postgres') refusePgBackup(engine.url, file);
       const path = dbPathOf(io, o.db);
       checkBackupTarget(path, file, o.force);
       const db = openCliDb(io, o.db, 'read');
@@ -340,8 +349,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('queue depth by state, oldest pending age, decisions, delivery success rates')
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((o: { json: boolean; db?: string }) => {
-      const s = withDb(io, o.db, (db) => stats(db), 'read');
+    .addOption(databaseUrlOption())
+    .action(async (o: DbFlags & { json: boolean }) => {
+      const s = await withAdmin(io, o, (a) => a.stats(Date.now()), 'read');
       io.out(o.json ? `${JSON.stringify(s)}\n` : `${formatStats(s)}\n`);
     });
 
@@ -351,10 +361,11 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('issue a key for a new client; printed once, only its hash is kept')
     .option('--expires <iso>', 'the key stops working at this time (ISO-8601)')
     .addOption(dbOption())
-    .action((client: string, o: { expires?: string; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (client: string, o: DbFlags & { expires?: string }) => {
       checkClientName(client);
       const expiresAt = o.expires === undefined ? null : Date.parse(checkExpiry(o.expires));
-      const key = withDb(io, o.db, (db) => keysAdd(db, client, { expiresAt, now: Date.now() }));
+      const key = await withAdmin(io, o, (a) => a.keysAdd(client, { expiresAt, now: Date.now() }));
       io.out(`${key}\n`);
       io.err(`keys: ${client} added; this key is shown once: give it to the client (Authorization: Bearer <key>)\n`);
     });
@@ -363,9 +374,10 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('clients with a key: created, last used, expiry (never the key)')
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((o: { json: boolean; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (o: DbFlags & { json: boolean }) => {
       const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-      const rows = withDb(io, o.db, (db) => keysList(db), 'read').map((r) => ({
+      const rows = (await withAdmin(io, o, (a) => a.keysList(), 'read')).map((r) => ({
         name: r.name, created_at: iso(r.created_at), last_used_at: iso(r.last_used_at), expires_at: iso(r.expires_at),
       }));
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['name', 'created_at', 'last_used_at', 'expires_at'])}\n`);
@@ -374,8 +386,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .command('revoke <client>')
     .description('remove a client\'s key; the running service refuses it at once')
     .addOption(dbOption())
-    .action((client: string, o: { db?: string }) => {
-      if (!withDb(io, o.db, (db) => keysRevoke(db, client))) {
+    .addOption(databaseUrlOption())
+    .action(async (client: string, o: DbFlags) => {
+      if (!(await withAdmin(io, o, (a) => a.keysRevoke(client)))) {
         io.err(`keys: no key for ${client}\n`);
         process.exitCode = 1;
         return;
@@ -389,8 +402,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--all', 'also receivers with nothing open and no failures', false)
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((o: { all: boolean; json: boolean; db?: string }) => {
-      const rows = withDb(io, o.db, (db) => receivers(db, { all: o.all }), 'read');
+    .addOption(databaseUrlOption())
+    .action(async (o: DbFlags & { all: boolean; json: boolean }) => {
+      const rows = await withAdmin(io, o, (a) => a.receivers({ all: o.all }), 'read');
       if (o.json) io.out(`${JSON.stringify(rows)}\n`);
       else if (rows.length === 0) io.out('receivers: none in flight, queued or failing (--all lists every known one)\n');
       else {
@@ -412,10 +426,27 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(`${JSON.stringify(await apiDocument(version), null, 2)}\n`);
     });
 
-  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands, ...keys.commands, ...dbCommands]) {
+  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, unknownCmd, ...stations.commands, ...requests.commands, ...keys.commands, ...dbCommands]) {
     cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   }
   return program;
+}
+
+/** A command's database options: the SQLite file or PostgreSQL (src/cli/engine.ts). */
+type DbFlags = { db?: string; databaseUrl?: string };
+
+/**
+ * Runs `fn` on the admin reads and writes of the database the options name: PostgreSQL
+ * (--database-url / DATABASE_URL, as for serve) or the SQLite file (--db / DB_PATH), picked
+ * in one place (src/cli/engine.ts). The PostgreSQL code is loaded only when asked for.
+ */
+async function withAdmin<T>(io: CliIo, o: DbFlags, fn: (a: AdminStore) => Promise<T>, access: Access = 'write'): Promise<T> {
+  const engine = cliEngine(io.env, o);
+  if (engine.kind === 'postgres') {
+    const { pgAdmin } = await import('./pg/admin.ts');
+    return withPg(engine.url, (sql) => fn(pgAdmin(sql)));
+  }
+  return withDbAsync(io, engine.dbFlag, (db) => fn(sqliteAdmin(db)), access);
 }
 
 /** A file an import reads: missing, a folder or unreadable is a usage error, in words. */

@@ -42,6 +42,6 @@ export function refusePgBackup(url: string, target: string): never {
   throw new ChargegateError(
     'CG_ERR_USAGE',
     `backup copies the SQLite file; this command names PostgreSQL (--database-url / DATABASE_URL): ` +
-      `use pg_dump, e.g. pg_dump --format=custom --file=${target} '${shown}' (restore: pg_restore), or give --db for a SQLite file`,
+      `use pg_dump, e.g. pg_dump --format=custom --file='${target}' '${shown}' (restore: pg_restore), or give --db for a SQLite file`,
   );
 }

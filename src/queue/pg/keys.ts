@@ -19,7 +19,14 @@ interface Entry {
   expiresAt: number | null;
 }
 
-export async function createPgKeys(sql: Sql, opts: { required: boolean; now: () => number }): Promise<KeyDoor & { stop(): Promise<void> }> {
+export interface PgKeysOptions {
+  required: boolean;
+  now: () => number;
+  /** How often the table is read again without a notification (tests set it long to see the notification work). */
+  refreshMs?: number;
+}
+
+export async function createPgKeys(sql: Sql, opts: PgKeysOptions): Promise<KeyDoor & { stop(): Promise<void> }> {
   let byHash = new Map<string, Entry>();
   const used = new Map<string, number>();
   const decoy = sha256('decoy');
@@ -37,10 +44,20 @@ export async function createPgKeys(sql: Sql, opts: { required: boolean; now: () 
     for (const r of rows) next.set(r.key_hash, { name: r.name, hash: Buffer.from(r.key_hash, 'hex'), expiresAt: r.expires_at });
     byHash = next;
   }
-  await refresh();
-  const timer = setInterval(() => void refresh().catch(() => undefined), REFRESH_MS);
+  // Listening before the first read: a change committed once this returned is never
+  // missed. Each (re)connect of the listening session reads again (notifications sent while
+  // it was down are lost). A server that refuses LISTEN (a pooler in transaction mode)
+  // leaves the poll alone.
+  const again = () => void refresh().catch(() => undefined);
+  const listening = await sql.listen(KEYS_CHANNEL, again, again).catch(() => null);
+  try {
+    await refresh();
+  } catch (err) {
+    await listening?.unlisten().catch(() => undefined);
+    throw err;
+  }
+  const timer = setInterval(again, opts.refreshMs ?? REFRESH_MS);
   timer.unref();
-  const listening = sql.listen(KEYS_CHANNEL, () => void refresh().catch(() => undefined)).catch(() => null);
 
   return {
     required: () => opts.required || byHash.size > 0,
@@ -68,7 +85,7 @@ export async function createPgKeys(sql: Sql, opts: { required: boolean; now: () 
     },
     async stop() {
       clearInterval(timer);
-      await (await listening)?.unlisten().catch(() => undefined);
+      await listening?.unlisten().catch(() => undefined);
     },
   };
 }

@@ -1,18 +1,16 @@
 import type { Command, Option } from 'commander';
 import type { AdminStore } from './admin.ts';
 import { checkStation } from './acl.ts';
-import { databaseUrlOption } from './engine.ts';
+import { databaseUrlOption, type EngineFlags } from './engine.ts';
 import { table, usageError } from './usage.ts';
 
 // `acl unknown`: the tokens refused as unknown (src/cli/unknown.ts says what is kept), on
 // the SQLite file or PostgreSQL through the admin store, like `requests` and `keys`.
 
-type DbFlags = { db?: string; databaseUrl?: string };
-
 export interface UnknownContext {
   out: (s: string) => void;
   dbOption: () => Option;
-  withAdmin: <T>(o: DbFlags, fn: (a: AdminStore) => Promise<T>, access?: 'read' | 'write') => Promise<T>;
+  withAdmin: <T>(o: EngineFlags, fn: (a: AdminStore) => Promise<T>, access?: 'read' | 'write') => Promise<T>;
 }
 
 /** Adds `unknown` under `acl`; returns it. */
@@ -27,7 +25,7 @@ export function addUnknownCommand(acl: Command, ctx: UnknownContext): Command {
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
     .addOption(databaseUrlOption())
-    .action(async (o: DbFlags & { station?: string; limit: string; clear: boolean; json: boolean }) => {
+    .action(async (o: EngineFlags & { station?: string; limit: string; clear: boolean; json: boolean }) => {
       if (o.clear) {
         const n = await withAdmin(o, (a) => a.unknownClear());
         out(`acl: forgot ${n} unknown-token sighting(s)\n`);

@@ -3,8 +3,7 @@ import type { Db } from '../queue/db.ts';
 import { aclEffective, checkExpiry, checkStation, listVersion } from './acl.ts';
 import { checkGroupName, groupAdd, groupList, groupRemove } from './groups.ts';
 import { scopeText } from './scope.ts';
-import { unknownClear, unknownList } from './unknown.ts';
-import { collect, table, usageError } from './usage.ts';
+import { collect, table } from './usage.ts';
 
 // The ACL commands of the authorization chain: groups, each token's effective state, the
 // list version, and the unknown tokens seen (README "Authorization chain", "CLI").
@@ -18,7 +17,7 @@ export interface CommandContext {
 }
 
 
-/** Adds `group`, `effective`, `list-version` and `unknown` under `acl`; returns the commands made. */
+/** Adds `group`, `effective` and `list-version` under `acl` (`unknown`: src/cli/unknowncommand.ts); returns the commands made. */
 export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
   const { out, err, withDb, dbOption } = ctx;
   const group = acl.command('group').description('manage token groups (a blocked or expired group stops its tokens)');
@@ -91,27 +90,5 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
       out(o.json ? `${JSON.stringify(v)}\n` : `acl: list version ${v.version}${v.update_type ? ` (${v.update_type} update at ${v.updated_at})` : ''}\n`);
     });
 
-  const unknown = acl
-    .command('unknown')
-    .description('tokens refused as unknown, per station (hashed and masked), newest first')
-    .option('--station <uuid>', 'only this station')
-    .option('--limit <n>', 'at most this many rows', '100')
-    .option('--clear', 'forget every sighting', false)
-    .option('--json', 'JSON output for scripts', false)
-    .addOption(dbOption())
-    .action((o: { station?: string; limit: string; clear: boolean; json: boolean; db?: string }) => {
-      if (o.clear) {
-        const n = withDb(o.db, (db) => unknownClear(db));
-        out(`acl: forgot ${n} unknown-token sighting(s)\n`);
-        return;
-      }
-      const limit = Number(o.limit);
-      if (!/^\d+$/.test(o.limit) || limit < 1 || limit > 100_000) throw usageError(`invalid --limit ${JSON.stringify(o.limit)}: expected an integer from 1 to 100000`);
-      const station = o.station === undefined ? undefined : checkStation(o.station);
-      const rows = withDb(o.db, (db) => unknownList(db, { limit, station }), 'read');
-      if (o.json) out(`${JSON.stringify(rows)}\n`);
-      else out(`${table(rows.map((r) => ({ ...r, token_hash: r.token_hash.slice(0, 12) })) as never, ['token', 'token_hash', 'station_id', 'count', 'last_seen_at', 'last_decision'])}\n`);
-    });
-
-  return [group, ...group.commands, effective, version, unknown];
+  return [group, ...group.commands, effective, version];
 }

@@ -1,6 +1,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ChargegateError } from '../core/errors.ts';
+import { redactUrl } from '../core/redact.ts';
 
 // `backup` writes over its target page by page: onto the live database (or a link to it)
 // that would corrupt the very file it copies, and onto an older backup it would lose it.
@@ -29,4 +30,18 @@ export function checkBackupTarget(source: string, target: string, force: boolean
   if (existsSync(target) && !force) {
     throw new ChargegateError('CG_ERR_USAGE', `backup target ${target} exists; --force replaces it`);
   }
+}
+
+/**
+ * `backup` on PostgreSQL: the server's own tool makes a consistent copy while instances
+ * run (one snapshot, no page copying by a client), and restores it; chargegate would only
+ * wrap it less well. A usage error that names the command to run instead (no password).
+ */
+export function refusePgBackup(url: string, target: string): never {
+  const shown = redactUrl(url);
+  throw new ChargegateError(
+    'CG_ERR_USAGE',
+    `backup copies the SQLite file; this command names PostgreSQL (--database-url / DATABASE_URL): ` +
+      `use pg_dump, e.g. pg_dump --format=custom --file='${target}' '${shown}' (restore: pg_restore), or give --db for a SQLite file`,
+  );
 }

@@ -8,6 +8,12 @@ import { usageError } from './usage.ts';
 // DATABASE_URL names one, else the SQLite file (--db / DB_PATH), as for `serve`. The one
 // place the CLI decides it; a command asks `cliEngine` and gets one or the other.
 
+/** A command's database options: the SQLite file (--db) or PostgreSQL (--database-url). */
+export interface EngineFlags {
+  db?: string;
+  databaseUrl?: string;
+}
+
 export type CliEngine = { kind: 'sqlite'; dbFlag: string | undefined } | { kind: 'postgres'; url: string };
 
 /** The option every command that touches the database takes, beside --db. */
@@ -20,7 +26,7 @@ export function databaseUrlOption(): Option {
  * usage error (which one did the admin mean?); --db beats DATABASE_URL from the
  * environment, so a file can still be inspected on a box set up for PostgreSQL.
  */
-export function cliEngine(env: Record<string, string | undefined>, o: { db?: string; databaseUrl?: string }): CliEngine {
+export function cliEngine(env: Record<string, string | undefined>, o: EngineFlags): CliEngine {
   if (o.db !== undefined && o.databaseUrl !== undefined) throw usageError('--db and --database-url name two databases: give one');
   if (o.databaseUrl !== undefined) return { kind: 'postgres', url: checkUrl(o.databaseUrl, '--database-url') };
   if (o.db !== undefined) return { kind: 'sqlite', dbFlag: o.db };

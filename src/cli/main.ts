@@ -3,23 +3,22 @@ import { Command, CommanderError, Option } from 'commander';
 import { CONFIG_VARIABLES, dbPathFrom, loadConfig } from '../config.ts';
 import { ChargegateError, isChargegateError } from '../core/errors.ts';
 import { fsReason } from '../core/fsutil.ts';
-import { UUID_RE } from '../core/validate.ts';
 import { preflight, refuseNewerFile } from '../queue/dbfile.ts';
 import { openDb, openReadOnly, type Db } from '../queue/db.ts';
 import { refuseNewer, schemaVersion } from '../queue/migrate.ts';
 import { SCHEMA_VERSION } from '../queue/schema.ts';
 import { prepareForCommand } from '../queue/instance.ts';
 import { runtimePaths } from '../runtime/paths.ts';
-import { aclAdd, aclList, aclRemove, checkExpiry, checkSince, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
+import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
 import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
 import { aclImport } from './aclimport.ts';
 import { checkGroupName } from './groups.ts';
-import { checkClientName, keysAdd, keysList, keysRevoke } from '../queue/keys.ts';
-import { receivers } from './receivers.ts';
-import { formatRequest, formatStats, replay, requestShow, requestsList, stats } from './requests.ts';
 import { stationAdd, stationList, stationRemove } from './stations.ts';
-import { checkBackupTarget } from './backup.ts';
+import { sqliteAdmin, type AdminStore } from './admin.ts';
+import { cliEngine, withPg, type EngineFlags } from './engine.ts';
+import { addOpsCommands } from './opscommands.ts';
+import { addUnknownCommand } from './unknowncommand.ts';
 import { addDbCommands } from './dbcopy.ts';
 import { scopeText } from './scope.ts';
 import { collect, table, usageError } from './usage.ts';
@@ -225,6 +224,7 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
   const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn, access) => withDb(io, dbFlag, fn, access), dbOption });
+  const unknownCmd = addUnknownCommand(acl, { out: io.out, dbOption, withAdmin: (o, fn, access) => withAdmin(io, o, fn, access) });
 
   const stations = program.command('stations').description("manage the site's registered stations");
   stations
@@ -261,143 +261,10 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['station_id', 'name', 'created_at'])}\n`);
     });
 
-  const requests = program.command('requests').description('inspect accepted requests');
-  requests
-    .command('list')
-    .description('most recent requests first (tokens masked)')
-    .option('--state <state>', 'only this state: queued, authorizing, delivering, delivered, failed')
-    .option('--limit <n>', 'at most this many rows', '50')
-    .option('--json', 'JSON output for scripts', false)
-    .addOption(dbOption())
-    .action((o: { state?: string; limit: string; json: boolean; db?: string }) => {
-      const limit = Number(o.limit);
-      if (!/^\d+$/.test(o.limit) || limit < 1 || limit > 100_000) throw usageError(`invalid --limit ${JSON.stringify(o.limit)}: expected an integer from 1 to 100000`);
-      const rows = withDb(io, o.db, (db) => requestsList(db, { state: o.state, limit }), 'read');
-      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows as never, ['request_id', 'state', 'decision', 'attempts', 'driver_token', 'created_at', 'last_error'])}\n`);
-    });
-  requests
-    .command('show <request_id>')
-    .description('one request: decision, attempts, timestamps (same facts as the HTTP API)')
-    .option('--json', 'JSON output for scripts', false)
-    .addOption(dbOption())
-    .action((id: string, o: { json: boolean; db?: string }) => {
-      // As the API's 400: a malformed id is a usage error, not "no such request".
-      if (!UUID_RE.test(id)) throw usageError(`invalid request id ${JSON.stringify(id)}: must be a UUID`);
-      const view = withDb(io, o.db, (db) => requestShow(db, id), 'read');
-      if (!view) {
-        io.err(`requests: no request ${id}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      io.out(o.json ? `${JSON.stringify(view)}\n` : `${formatRequest(view)}\n`);
-    });
-
-  program
-    .command('replay [request_id...]')
-    .description('re-deliver failed requests with their recorded decision (the ACL is not asked again)')
-    .option('--failed', 'every failed request', false)
-    .option(
-      '--since <time>',
-      'with --failed: only those that failed at or after this time: ISO-8601 (2026-11-30T08:00:00Z) or an age (30m, 24h, 7d)',
-    )
-    .option('--json', 'JSON output for scripts', false)
-    .addOption(dbOption())
-    .action((ids: string[], o: { failed: boolean; since?: string; json: boolean; db?: string }) => {
-      if (o.failed === (ids.length > 0)) throw usageError('give request ids or --failed (not both)');
-      if (o.since !== undefined && !o.failed) throw usageError('--since goes with --failed');
-      for (const id of ids) if (!UUID_RE.test(id)) throw usageError(`invalid request id ${JSON.stringify(id)}: must be a UUID`);
-      const since = o.since === undefined ? null : checkSince(o.since, Date.now());
-      const r = withDb(io, o.db, (db) => replay(db, o.failed ? { failedSince: since } : { ids }));
-      if (o.json) io.out(`${JSON.stringify(r)}\n`);
-      else {
-        io.out(`replay: ${r.replayed.length} re-queued\n`);
-        for (const s of r.skipped) io.err(`replay: ${s.request_id}: ${s.reason}\n`);
-      }
-      if (r.skipped.length > 0 && !o.failed) process.exitCode = 1;
-    });
-
-  program
-    .command('backup <file>')
-    .description('online backup of the database to <file> (safe while the service runs)')
-    .option('--force', 'replace <file> if it exists', false)
-    .addOption(dbOption())
-    .action(async (file: string, o: { force: boolean; db?: string }) => {
-      const path = dbPathOf(io, o.db);
-      checkBackupTarget(path, file, o.force);
-      const db = openCliDb(io, o.db, 'read');
-      try {
-        // SQLite's online backup API copies a consistent snapshot page by page while
-        // writers go on; the copy is a plain database file (no WAL needed to read it).
-        const r = await db.backup(file);
-        io.out(`backup: ${r.totalPages} pages written to ${file}\n`);
-      } finally {
-        db.close();
-      }
-    });
-
-  program
-    .command('stats')
-    .description('queue depth by state, oldest pending age, decisions, delivery success rates')
-    .option('--json', 'JSON output for scripts', false)
-    .addOption(dbOption())
-    .action((o: { json: boolean; db?: string }) => {
-      const s = withDb(io, o.db, (db) => stats(db), 'read');
-      io.out(o.json ? `${JSON.stringify(s)}\n` : `${formatStats(s)}\n`);
-    });
-
-  const keys = program.command('keys').description('API keys, one per client (while any exists, every API call needs one)');
-  keys
-    .command('add <client>')
-    .description('issue a key for a new client; printed once, only its hash is kept')
-    .option('--expires <iso>', 'the key stops working at this time (ISO-8601)')
-    .addOption(dbOption())
-    .action((client: string, o: { expires?: string; db?: string }) => {
-      checkClientName(client);
-      const expiresAt = o.expires === undefined ? null : Date.parse(checkExpiry(o.expires));
-      const key = withDb(io, o.db, (db) => keysAdd(db, client, { expiresAt, now: Date.now() }));
-      io.out(`${key}\n`);
-      io.err(`keys: ${client} added; this key is shown once: give it to the client (Authorization: Bearer <key>)\n`);
-    });
-  keys
-    .command('list')
-    .description('clients with a key: created, last used, expiry (never the key)')
-    .option('--json', 'JSON output for scripts', false)
-    .addOption(dbOption())
-    .action((o: { json: boolean; db?: string }) => {
-      const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-      const rows = withDb(io, o.db, (db) => keysList(db), 'read').map((r) => ({
-        name: r.name, created_at: iso(r.created_at), last_used_at: iso(r.last_used_at), expires_at: iso(r.expires_at),
-      }));
-      io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['name', 'created_at', 'last_used_at', 'expires_at'])}\n`);
-    });
-  keys
-    .command('revoke <client>')
-    .description('remove a client\'s key; the running service refuses it at once')
-    .addOption(dbOption())
-    .action((client: string, o: { db?: string }) => {
-      if (!withDb(io, o.db, (db) => keysRevoke(db, client))) {
-        io.err(`keys: no key for ${client}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      io.out(`keys: ${client} revoked\n`);
-    });
-
-  program
-    .command('receivers')
-    .description('per callback origin: deliveries in flight, queued, last status, consecutive failures, next attempt')
-    .option('--all', 'also receivers with nothing open and no failures', false)
-    .option('--json', 'JSON output for scripts', false)
-    .addOption(dbOption())
-    .action((o: { all: boolean; json: boolean; db?: string }) => {
-      const rows = withDb(io, o.db, (db) => receivers(db, { all: o.all }), 'read');
-      if (o.json) io.out(`${JSON.stringify(rows)}\n`);
-      else if (rows.length === 0) io.out('receivers: none in flight, queued or failing (--all lists every known one)\n');
-      else {
-        const cols = ['origin', 'in_flight', 'queued', 'last_status', 'consecutive_failures', 'next_attempt_at', 'last_delivered_at'];
-        io.out(`${table(rows as never, cols)}\n`);
-      }
-    });
+  const opsCommands = addOpsCommands(program, {
+    out: io.out, err: io.err, dbOption, withAdmin: (o, fn, access) => withAdmin(io, o, fn, access),
+    engine: (o) => cliEngine(io.env, o), dbPath: (flag) => dbPathOf(io, flag), openRead: (flag) => openCliDb(io, flag, 'read'),
+  });
 
   const dbCommands = addDbCommands(program, {
     out: io.out, err: io.err, dbOption, dbPath: (flag) => dbPathOf(io, flag), openRead: (flag) => openCliDb(io, flag, 'read'),
@@ -412,10 +279,24 @@ export function buildProgram(io: CliIo, version: string): Command {
       io.out(`${JSON.stringify(await apiDocument(version), null, 2)}\n`);
     });
 
-  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, ...stations.commands, ...requests.commands, ...keys.commands, ...dbCommands]) {
+  for (const cmd of [program, ...program.commands, ...acl.commands, ...aclExtras, unknownCmd, ...stations.commands, ...opsCommands, ...dbCommands]) {
     cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   }
   return program;
+}
+
+/**
+ * Runs `fn` on the admin reads and writes of the database the options name: PostgreSQL
+ * (--database-url / DATABASE_URL, as for serve) or the SQLite file (--db / DB_PATH), picked
+ * in one place (src/cli/engine.ts). The PostgreSQL code is loaded only when asked for.
+ */
+async function withAdmin<T>(io: CliIo, o: EngineFlags, fn: (a: AdminStore) => Promise<T>, access: Access = 'write'): Promise<T> {
+  const engine = cliEngine(io.env, o);
+  if (engine.kind === 'postgres') {
+    const { pgAdmin } = await import('./pg/admin.ts');
+    return withPg(engine.url, (sql) => fn(pgAdmin(sql)));
+  }
+  return withDbAsync(io, engine.dbFlag, (db) => fn(sqliteAdmin(db)), access);
 }
 
 /** A file an import reads: missing, a folder or unreadable is a usage error, in words. */

@@ -18,17 +18,21 @@ export interface RequestListRow {
   created_at: string;
 }
 
-export function requestsList(db: Db, opts: { state?: string | undefined; limit: number }): RequestListRow[] {
-  if (opts.state !== undefined && !(STATES as readonly string[]).includes(opts.state)) {
-    throw usageError(`invalid --state ${JSON.stringify(opts.state)}: expected one of ${STATES.join(', ')}`);
+/** `--state`: one of STATES, or a usage error. */
+export function checkState(state: string | undefined): void {
+  if (state !== undefined && !(STATES as readonly string[]).includes(state)) {
+    throw usageError(`invalid --state ${JSON.stringify(state)}: expected one of ${STATES.join(', ')}`);
   }
-  const rows = db
-    .prepare(`SELECT id, state, station_id, token_mask, decision_status, attempts, last_error, created_at
-      FROM charging_requests ${opts.state ? 'WHERE state = @state' : ''} ORDER BY created_at DESC, id DESC LIMIT @limit`)
-    .all({ ...(opts.state ? { state: opts.state } : {}), limit: opts.limit }) as Array<{
-    id: string; state: string; station_id: string; token_mask: string; decision_status: string | null; attempts: number; last_error: string | null; created_at: number;
-  }>;
-  return rows.map((r) => ({
+}
+
+/** A charging_requests row as `requests list` reads it (both engines). */
+export interface ListSource {
+  id: string; state: string; station_id: string; token_mask: string; decision_status: string | null; attempts: number;
+  last_error: string | null; created_at: number;
+}
+
+export function listRow(r: ListSource): RequestListRow {
+  return {
     request_id: r.id,
     state: r.state,
     station_id: r.station_id,
@@ -37,7 +41,16 @@ export function requestsList(db: Db, opts: { state?: string | undefined; limit: 
     attempts: r.attempts,
     last_error: r.last_error,
     created_at: new Date(r.created_at).toISOString(),
-  }));
+  };
+}
+
+export function requestsList(db: Db, opts: { state?: string | undefined; limit: number }): RequestListRow[] {
+  checkState(opts.state);
+  const rows = db
+    .prepare(`SELECT id, state, station_id, token_mask, decision_status, attempts, last_error, created_at
+      FROM charging_requests ${opts.state ? 'WHERE state = @state' : ''} ORDER BY created_at DESC, id DESC LIMIT @limit`)
+    .all({ ...(opts.state ? { state: opts.state } : {}), limit: opts.limit }) as ListSource[];
+  return rows.map(listRow);
 }
 
 export function requestShow(db: Db, id: string): RequestView | null {
@@ -110,30 +123,57 @@ export interface Stats {
   delivery: Record<'last_hour' | 'last_day', { attempts: number; delivered: number; success_rate: number | null; requests_delivered: number; requests_failed: number }>;
 }
 
-export function stats(db: Db, now = Date.now()): Stats {
+type Awaitable<T> = T | Promise<T>;
+
+/** What `stats` counts, as each engine reads it. */
+export interface StatsSource {
+  states(): Awaitable<Array<{ state: string; n: number }>>;
+  /** created_at of the oldest open request. */
+  oldest(): Awaitable<number | null>;
+  decisions(): Awaitable<Array<{ s: string; n: number }>>;
+  /** Callback attempts, and requests finished, since `since`. */
+  window(since: number): Awaitable<{ attempts: number; delivered: number; requestsDelivered: number; requestsFailed: number }>;
+}
+
+/** The `stats` answer from its counts: one shape for both engines. */
+export async function statsFrom(c: StatsSource, now: number): Promise<Stats> {
   const states: Record<string, number> = Object.fromEntries(STATES.map((s) => [s, 0]));
-  for (const r of db.prepare('SELECT state, COUNT(*) AS n FROM charging_requests GROUP BY state').all() as Array<{ state: string; n: number }>) states[r.state] = r.n;
-  const oldest = db.prepare("SELECT MIN(created_at) FROM charging_requests WHERE state IN ('queued','authorizing','delivering')").pluck().get() as number | null;
+  for (const r of await c.states()) states[r.state] = r.n;
+  const oldest = await c.oldest();
   const decisions: Record<string, number> = { allowed: 0, not_allowed: 0, unknown: 0, invalid: 0 };
-  for (const r of db.prepare('SELECT decision_status AS s, COUNT(*) AS n FROM charging_requests WHERE decision_status IS NOT NULL GROUP BY 1').all() as Array<{ s: string; n: number }>) decisions[r.s] = r.n;
-  const window = (ms: number) => {
-    const since = now - ms;
-    const a = db.prepare("SELECT COUNT(*) AS attempts, COALESCE(SUM(outcome = 'delivered'), 0) AS delivered FROM callback_attempts WHERE started_at >= ?").get(since) as { attempts: number; delivered: number };
-    const f = db.prepare("SELECT COALESCE(SUM(state = 'delivered'), 0) AS d, COALESCE(SUM(state = 'failed'), 0) AS f FROM charging_requests WHERE finished_at >= ?").get(since) as { d: number; f: number };
+  for (const r of await c.decisions()) decisions[r.s] = r.n;
+  const window = async (ms: number) => {
+    const w = await c.window(now - ms);
     return {
-      attempts: a.attempts,
-      delivered: a.delivered,
-      success_rate: a.attempts ? Math.round((a.delivered / a.attempts) * 1000) / 1000 : null,
-      requests_delivered: f.d,
-      requests_failed: f.f,
+      attempts: w.attempts,
+      delivered: w.delivered,
+      success_rate: w.attempts ? Math.round((w.delivered / w.attempts) * 1000) / 1000 : null,
+      requests_delivered: w.requestsDelivered,
+      requests_failed: w.requestsFailed,
     };
   };
   return {
     states,
     oldest_pending_age_s: oldest === null ? null : Math.round((now - oldest) / 1000),
     decisions,
-    delivery: { last_hour: window(3_600_000), last_day: window(86_400_000) },
+    delivery: { last_hour: await window(3_600_000), last_day: await window(86_400_000) },
   };
+}
+
+export function stats(db: Db, now = Date.now()): Promise<Stats> {
+  return statsFrom({
+    states: () => db.prepare('SELECT state, COUNT(*) AS n FROM charging_requests GROUP BY state').all() as Array<{ state: string; n: number }>,
+    oldest: () => db.prepare("SELECT MIN(created_at) FROM charging_requests WHERE state IN ('queued','authorizing','delivering')").pluck().get() as number | null,
+    decisions: () => db.prepare('SELECT decision_status AS s, COUNT(*) AS n FROM charging_requests WHERE decision_status IS NOT NULL GROUP BY 1')
+      .all() as Array<{ s: string; n: number }>,
+    window(since) {
+      const a = db.prepare("SELECT COUNT(*) AS attempts, COALESCE(SUM(outcome = 'delivered'), 0) AS delivered FROM callback_attempts WHERE started_at >= ?")
+        .get(since) as { attempts: number; delivered: number };
+      const f = db.prepare("SELECT COALESCE(SUM(state = 'delivered'), 0) AS d, COALESCE(SUM(state = 'failed'), 0) AS f FROM charging_requests WHERE finished_at >= ?")
+        .get(since) as { d: number; f: number };
+      return { attempts: a.attempts, delivered: a.delivered, requestsDelivered: f.d, requestsFailed: f.f };
+    },
+  }, now);
 }
 
 export function formatStats(s: Stats): string {

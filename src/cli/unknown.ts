@@ -17,22 +17,21 @@ export interface UnknownRow {
   last_request_id: string;
 }
 
-export function unknownList(db: Db, opts: { limit: number; station?: string | undefined }): UnknownRow[] {
-  const rows = db
-    .prepare(`SELECT token_mask, token_hash, station_id, seen_count, first_seen_at, last_seen_at, last_status, last_reason, last_request_id
-      FROM unknown_tokens WHERE (@station IS NULL OR station_id = @station) ORDER BY last_seen_at DESC LIMIT @limit`)
-    .all({ station: opts.station ?? null, limit: opts.limit }) as Array<{
-    token_mask: string;
-    token_hash: string;
-    station_id: string;
-    seen_count: number;
-    first_seen_at: number;
-    last_seen_at: number;
-    last_status: string;
-    last_reason: string;
-    last_request_id: string;
-  }>;
-  return rows.map((r) => ({
+/** An unknown_tokens row as `acl unknown` reads it (both engines). */
+export interface UnknownSource {
+  token_mask: string;
+  token_hash: string;
+  station_id: string;
+  seen_count: number;
+  first_seen_at: number;
+  last_seen_at: number;
+  last_status: string;
+  last_reason: string;
+  last_request_id: string;
+}
+
+export function unknownRow(r: UnknownSource): UnknownRow {
+  return {
     token: r.token_mask,
     token_hash: r.token_hash,
     station_id: r.station_id,
@@ -41,7 +40,15 @@ export function unknownList(db: Db, opts: { limit: number; station?: string | un
     last_seen_at: new Date(r.last_seen_at).toISOString(),
     last_decision: `${r.last_status}/${r.last_reason}`,
     last_request_id: r.last_request_id,
-  }));
+  };
+}
+
+export function unknownList(db: Db, opts: { limit: number; station?: string | undefined }): UnknownRow[] {
+  const rows = db
+    .prepare(`SELECT token_mask, token_hash, station_id, seen_count, first_seen_at, last_seen_at, last_status, last_reason, last_request_id
+      FROM unknown_tokens WHERE (@station IS NULL OR station_id = @station) ORDER BY last_seen_at DESC, token_hash, station_id LIMIT @limit`)
+    .all({ station: opts.station ?? null, limit: opts.limit }) as UnknownSource[];
+  return rows.map(unknownRow);
 }
 
 export function unknownClear(db: Db): number {

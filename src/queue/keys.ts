@@ -26,17 +26,25 @@ export function checkClientName(name: string): string {
   return name;
 }
 
+/** A new key and the hash the database keeps of it (both engines). */
+export function newKey(): { key: string; hash: string } {
+  const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  return { key, hash: sha256(key).toString('hex') };
+}
+
+/** The refusal of a second key for one name (both engines). */
+export function keyExists(name: string): ChargegateError {
+  return new ChargegateError('CG_ERR_INVALID_REQUEST', `a key named ${name} exists; revoke it first to issue a new one`);
+}
+
 /** Creates a key for a new client; returns the key, which is never stored. */
 export function keysAdd(db: Db, name: string, opts: { expiresAt: number | null; now: number }): string {
   checkClientName(name);
-  const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-  const hash = sha256(key).toString('hex');
+  const { key, hash } = newKey();
   try {
     db.prepare('INSERT INTO api_keys (name, key_hash, created_at, expires_at) VALUES (?, ?, ?, ?)').run(name, hash, opts.now, opts.expiresAt);
   } catch (err) {
-    if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-      throw new ChargegateError('CG_ERR_INVALID_REQUEST', `a key named ${name} exists; revoke it first to issue a new one`);
-    }
+    if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw keyExists(name);
     throw err;
   }
   return key;

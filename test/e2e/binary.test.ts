@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pkg from '../../package.json' with { type: 'json' };
 import { buildBinary, folderEnv, runBinary, serveAndAwaitCallback } from '../support/binary.ts';
+import { ENGINES } from '../support/engines.ts';
 import { startReceiver } from '../support/receiver.ts';
 import { waitFor } from '../support/tmp.ts';
 
@@ -43,6 +44,22 @@ describe('the single executable', { timeout: 300_000 }, () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--no-such-flag/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+
+  const pg = ENGINES.find((e) => e.name === 'postgres')!;
+  test('the admin commands on PostgreSQL: the client is in the executable; backup points to pg_dump', { skip: pg.skip }, async (t) => {
+    const data = await pg.appDatabase();
+    t.after(data.drop);
+    const pgEnv = { ...env, DATABASE_URL: data.env.DATABASE_URL! };
+    const add = await runBinary(bin, ['keys', 'add', 'site-a'], { cwd: dir, env: pgEnv });
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal((await data.run('SELECT name FROM api_keys'))[0]?.name, 'site-a', 'written to PostgreSQL');
+    const st = await runBinary(bin, ['stats', '--json', '--database-url', data.env.DATABASE_URL!], { cwd: dir, env });
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal(JSON.parse(st.stdout).states.failed, 0);
+    const backup = await runBinary(bin, ['backup', join(dir, 'pg.dump')], { cwd: dir, env: pgEnv });
+    assert.equal(backup.code, 2);
+    assert.match(backup.stderr, /pg_dump --format=custom/);
   });
 
   test('acl import --replace: the import lock opens with the unpacked addon; the new list is in force', async () => {

@@ -35,13 +35,4 @@ export function connectPg(url: string, opts: ConnectOptions = {}): Sql {
   }) as unknown as Sql;
 }
 
-/** The URL without its password, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
+export { redactUrl } from '../../core/redact.ts';

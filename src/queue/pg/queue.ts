@@ -10,11 +10,11 @@ import type {
   AcceptOutcome, AttemptRecord, Claim, ClaimedRow, ClaimRequest, ClaimResult, DecisionWrite, KeyHit, NewRequest, PruneKind,
   Queue,
 } from '../queue.ts';
-import { REQUEST_COLUMNS, requestView, type AttemptRow, type RequestRow } from '../reads.ts';
 import { createPgGroup } from './group.ts';
 import { decideFacts } from './facts.ts';
 import { createPgKeys } from './keys.ts';
 import { holdLife, releaseDeadInstances } from './instances.ts';
+import { pgRequestView } from './reads.ts';
 
 // The PostgreSQL queue: the same operations as SQLite's (src/queue/sqlite.ts), for several
 // instances on one database. Claims take rows with FOR UPDATE SKIP LOCKED in due order, so
@@ -334,12 +334,8 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
       const [r] = await sql<Array<{ n: number }>>`SELECT COUNT(*)::int AS n FROM charging_requests WHERE state = 'failed'`;
       return r!.n;
     },
-    async status(id: string): Promise<RequestView | null> {
-      const [r] = await sql.unsafe<RequestRow[]>(`SELECT ${REQUEST_COLUMNS} FROM charging_requests WHERE id = $1`, [id], { prepare: true });
-      if (!r) return null;
-      const a = await sql<AttemptRow[]>`SELECT attempt, started_at, duration_ms, http_status, error, outcome
-        FROM callback_attempts WHERE request_id = ${id} ORDER BY attempt, id`;
-      return requestView(r, a);
+    status(id: string): Promise<RequestView | null> {
+      return pgRequestView(sql, id);
     },
     prune(kind: PruneKind, cutoff: number, limit: number): Promise<number> {
       return group.run((tx) => prunes[kind](tx, cutoff, limit));
@@ -370,7 +366,7 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
     },
     async close() {
       clearInterval(reaper);
-      keys.stop();
+      await keys.stop();
       await keys.flushUsage().catch(() => undefined);
       await group.drain();
       await listening?.unlisten().catch(() => undefined);

@@ -49,7 +49,8 @@ describe('acl and stations commands: the same output on both engines', { skip: p
       writeFileSync(join(dir, name), text);
       return join(dir, name);
     };
-    const full = csv('full.csv', `token,stations,group,note,token_type\n${T1},${S1};${S2},fleet,"one, two",rfid\n${T2},,,,\n`);
+    // A note with what COPY's text format escapes (tab, backslash, line break) and more.
+    const full = csv('full.csv', `token,stations,group,note,token_type\n${T1},${S1};${S2},fleet,"one, two\t\\N \\ ü\r\nnext",rfid\n${T2},,,,\n`);
     // T2 removed and listed again: present, as on SQLite (removals go first); T2 sorts before T1 in byte order.
     const diff = csv('diff.csv', `token,blocked,remove,expires_at\n${T2},,true,\n${T3},true,,2021-01-01\n${T2},true,,\n`);
     const bad = csv('bad.csv', `token,stations\n${T3},${S1}\nshort,\n`);

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import type { ReservedSql, Sql } from 'postgres';
 import { hashToken } from '../../core/token.ts';
 import { noSuchGroup, type AclRecord } from '../acl.ts';
@@ -6,8 +8,9 @@ import { checkVersionAgainst, type ImportResult } from '../aclimport.ts';
 import { usageError } from '../usage.ts';
 
 // `acl import` on PostgreSQL. The file is streamed (src/cli/aclcsv.ts: the same checks,
-// errors and line numbers as on SQLite) into a temporary table of this session, a batch of
-// rows per statement, so neither the file nor its rows are held in memory. Then one
+// errors and line numbers as on SQLite) into a temporary table of this session with
+// COPY FROM STDIN, a 64 KiB chunk at a time, so neither the file nor its rows are held in
+// memory. Then one
 // transaction applies it with a few set-based statements. By MVCC the service's decisions
 // (one statement reads a request's entry and its stations) see the old list until the
 // COMMIT and the new one after, never a mix; they are not blocked meanwhile, and accepts do
@@ -16,8 +19,13 @@ import { usageError } from '../usage.ts';
 
 /** Advisory lock held for the import: one `acl import` at a time per database (as SQLite's file lock). */
 const IMPORT_LOCK = 0x63670002;
-/** Rows per staging statement (sent as one JSON parameter: one short statement to plan). */
-const STAGE_BATCH = 5000;
+/** Bytes of COPY text sent per write. */
+const COPY_CHUNK = 64 * 1024;
+/**
+ * Memory for the session's temp tables and sorts (the server's defaults are 8 MB and 4 MB:
+ * 1M staged rows were sorted on disk). temp_buffers must be set before the first temp table.
+ */
+const SESSION = "SET temp_buffers = '64MB'; SET work_mem = '64MB'";
 
 const STAGE_TABLE = `
 DROP TABLE IF EXISTS pg_temp.acl_stage, pg_temp.acl_put, pg_temp.acl_put_stations, pg_temp.acl_removals;
@@ -53,11 +61,17 @@ ANALYZE acl_put; ANALYZE acl_put_stations; ANALYZE acl_removals`;
 
 const CLEAN_UP = 'DROP TABLE IF EXISTS pg_temp.acl_stage, pg_temp.acl_put, pg_temp.acl_put_stations, pg_temp.acl_removals';
 
-const stageRow = (r: AclRecord) => ({
-  line: r.line, token: r.token, token_hash: hashToken(r.token), blocked: r.blocked ? 1 : 0, expires_at: r.expires_at,
-  note: r.note, group_name: r.group ?? null, valid_from: r.valid_from ?? null, allow_offline: r.allow_offline ? 1 : 0,
-  token_type: r.token_type ?? null, stations: r.stations.join(';'), remove: r.remove,
-});
+const COPY_STAGE = `COPY acl_stage (line, token, token_hash, blocked, expires_at, note, group_name, valid_from,
+  allow_offline, token_type, stations, remove) FROM STDIN`;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+/** A field of COPY's text format: \N is NULL; backslash, tab and line ends escaped. */
+const field = (v: string | null) => (v === null ? '\\N' : v.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c]!));
+
+/** One acl_stage row as a line of COPY text. */
+const copyLine = (r: AclRecord) => [
+  String(r.line), r.token, hashToken(r.token), r.blocked ? '1' : '0', field(r.expires_at), field(r.note), field(r.group ?? null),
+  field(r.valid_from ?? null), r.allow_offline ? '1' : '0', field(r.token_type ?? null), r.stations.join(';'), r.remove ? 't' : 'f',
+].join('\t') + '\n';
 
 async function currentVersion(conn: Sql): Promise<number> {
   const [row] = await conn<Array<{ version: number }>>`SELECT version FROM acl_list_version WHERE id = 1`;
@@ -78,6 +92,7 @@ export async function pgAclImport(sql: Sql, file: string, opts: { replace: boole
   try {
     locked = (await conn<Array<{ ok: boolean }>>`SELECT pg_try_advisory_lock(${IMPORT_LOCK}) AS ok`)[0]!.ok;
     if (!locked) throw usageError('another acl import is running on this database; run this one when it has finished');
+    await conn.unsafe(SESSION);
     // Refused before a long import, and again in the applying transaction.
     if (opts.replace) checkVersionAgainst(version, await currentVersion(conn), true);
     const imported = await stage(conn, file, opts.replace);
@@ -117,25 +132,37 @@ async function stage(conn: ReservedSql, file: string, replace: boolean): Promise
   await conn.unsafe(STAGE_TABLE);
   // A full update checks each row's group as SQLite's does (first bad line); groups are few.
   const groups = replace ? new Set((await conn<Array<{ name: string }>>`SELECT name FROM acl_groups`).map((g) => g.name)) : null;
-  let pending: Array<ReturnType<typeof stageRow>> = [];
+  const copy: Writable = await conn.unsafe(COPY_STAGE).writable();
+  // The server's error (or ours, below) ends the COPY; it is awaited through `finished`.
+  const finished = once(copy, 'finish');
+  finished.catch(() => undefined);
+  let chunk = '';
   let entries = 0;
-  const flush = async () => {
-    const batch = pending;
-    pending = [];
-    await conn.unsafe('INSERT INTO acl_stage SELECT * FROM json_populate_recordset(NULL::acl_stage, $1::text::json)', [
-      JSON.stringify(batch),
-    ]);
+  const send = async () => {
+    const text = chunk;
+    chunk = '';
+    // Backpressure: wait while the socket is behind (rejects if the COPY failed meanwhile).
+    if (!copy.write(text)) await once(copy, 'drain');
   };
-  await readAclCsv(file, (r) => {
-    if (groups) {
-      if (r.remove) throw usageError(`CSV line ${r.line}: remove rows belong to a differential update, not --replace`);
-      if (r.group && !groups.has(r.group)) throw usageError(`CSV line ${r.line}: ${noSuchGroup(r.group)}`);
-    }
-    if (!r.remove) entries++;
-    pending.push(stageRow(r));
-    return pending.length >= STAGE_BATCH ? flush() : undefined;
-  });
-  if (pending.length > 0) await flush();
+  try {
+    await readAclCsv(file, (r) => {
+      if (groups) {
+        if (r.remove) throw usageError(`CSV line ${r.line}: remove rows belong to a differential update, not --replace`);
+        if (r.group && !groups.has(r.group)) throw usageError(`CSV line ${r.line}: ${noSuchGroup(r.group)}`);
+      }
+      if (!r.remove) entries++;
+      chunk += copyLine(r);
+      return chunk.length >= COPY_CHUNK ? send() : undefined;
+    });
+    if (chunk.length > 0) await send();
+    copy.end();
+    // 'finish' comes with the server's CommandComplete: every row is in acl_stage.
+    await finished;
+  } catch (err) {
+    // CopyFail: the server discards what it got, and the connection is usable again.
+    copy.destroy(err as Error);
+    throw err;
+  }
   return entries;
 }
 
@@ -149,8 +176,18 @@ async function apply(conn: ReservedSql, replace: boolean): Promise<number> {
   const removed = replace
     ? await conn`DELETE FROM acl a WHERE NOT EXISTS (SELECT 1 FROM acl_put p WHERE p.token = a.token)`
     : await conn`DELETE FROM acl a USING acl_removals r WHERE a.token = r.token`;
+  // Only entries the file changes are rewritten: an unchanged one keeps its row (and its
+  // updated_at), so a full update that changes 1% of a 1M list writes 1% of it, not a
+  // new version of every row (each would be a dead row for VACUUM and WAL to carry).
+  await conn`UPDATE acl a SET blocked = p.blocked, expires_at = p.expires_at, note = p.note, group_name = p.group_name,
+      valid_from = p.valid_from, allow_offline = p.allow_offline, token_type = p.token_type, updated_at = cg_now_iso()
+    FROM acl_put p WHERE a.token = p.token
+      AND (a.blocked, a.expires_at, a.note, a.group_name, a.valid_from, a.allow_offline, a.token_type)
+        IS DISTINCT FROM (p.blocked, p.expires_at, p.note, p.group_name, p.valid_from, p.allow_offline, p.token_type)`;
+  // New entries; ON CONFLICT for one an `acl add` wrote meanwhile (the file wins).
   await conn`INSERT INTO acl (token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type)
-      SELECT token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type FROM acl_put
+      SELECT token, blocked, expires_at, note, group_name, valid_from, allow_offline, token_type FROM acl_put p
+      WHERE NOT EXISTS (SELECT 1 FROM acl a WHERE a.token = p.token)
     ON CONFLICT (token) DO UPDATE SET blocked = excluded.blocked, expires_at = excluded.expires_at, note = excluded.note,
       group_name = excluded.group_name, valid_from = excluded.valid_from, allow_offline = excluded.allow_offline,
       token_type = excluded.token_type, updated_at = cg_now_iso()`;

@@ -180,9 +180,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--token-type <type>', `only for requests naming this OCPI token type (${TOKEN_TYPES.join(', ')}); default any type`)
     .addOption(dbOption())
     .addOption(databaseUrlOption())
-    .action(async (token: string, o: {
+    .action(async (token: string, o: EngineFlags & {
       station: string[]; expires?: string; blocked: boolean; note?: string; group?: string; validFrom?: string; allowOffline: boolean;
-      tokenType?: string; db?: string; databaseUrl?: string;
+      tokenType?: string;
     }) => {
       const entry = {
         token: checkToken(token),

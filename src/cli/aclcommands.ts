@@ -1,7 +1,10 @@
 import { type Command, Option } from 'commander';
 import type { Db } from '../queue/db.ts';
-import { aclEffective, checkExpiry, checkStation, listVersion } from './acl.ts';
-import { checkGroupName, groupAdd, groupList, groupRemove } from './groups.ts';
+import { checkExpiry, checkStation } from './acl.ts';
+import type { AclStore } from './aclstore.ts';
+import type { EngineFlags } from './engine.ts';
+import { databaseUrlOption } from './engine.ts';
+import { checkGroupName } from './groups.ts';
 import { scopeText } from './scope.ts';
 import { collect, table } from './usage.ts';
 
@@ -14,12 +17,14 @@ export interface CommandContext {
   /** 'read' for commands that only read: a missing file is refused, the file opened read-only. */
   withDb: <T>(dbFlag: string | undefined, fn: (db: Db) => T, access?: 'read' | 'write') => T;
   dbOption: () => Option;
+  /** The ACL store of the database a command's --db / --database-url names (PostgreSQL or the SQLite file). */
+  withAclStore: <T>(o: EngineFlags, fn: (s: AclStore) => Promise<T>, access?: 'read' | 'write') => Promise<T>;
 }
 
 
 /** Adds `group`, `effective` and `list-version` under `acl` (`unknown`: src/cli/unknowncommand.ts); returns the commands made. */
 export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
-  const { out, err, withDb, dbOption } = ctx;
+  const { out, err, withDb, dbOption, withAclStore } = ctx;
   const group = acl.command('group').description('manage token groups (a blocked or expired group stops its tokens)');
   group
     .command('add <name>')
@@ -31,7 +36,10 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--allow-offline', 'its tokens: ask the upstream first, allowed when it cannot answer', false)
     .option('--note <text>', 'free text for admins')
     .addOption(dbOption())
-    .action((name: string, o: { station: string[]; validFrom?: string; expires?: string; blocked: boolean; allowOffline: boolean; note?: string; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (name: string, o: EngineFlags & {
+      station: string[]; validFrom?: string; expires?: string; blocked: boolean; allowOffline: boolean; note?: string;
+    }) => {
       const entry = {
         name: checkGroupName(name),
         stations: o.station.map(checkStation),
@@ -41,15 +49,16 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
         allow_offline: o.allowOffline,
         note: o.note ?? null,
       };
-      withDb(o.db, (db) => groupAdd(db, entry));
+      await withAclStore(o, (s) => s.groupAdd(entry));
       out(`acl: group ${entry.name} saved\n`);
     });
   group
     .command('remove <name>')
     .description('remove a group that has no tokens')
     .addOption(dbOption())
-    .action((name: string, o: { db?: string }) => {
-      const r = withDb(o.db, (db) => groupRemove(db, name));
+    .addOption(databaseUrlOption())
+    .action(async (name: string, o: EngineFlags) => {
+      const r = await withAclStore(o, (s) => s.groupRemove(name));
       if (r.tokens > 0) {
         err(`acl: group ${name} still has ${r.tokens} token(s); move or remove them first\n`);
         process.exitCode = 1;
@@ -63,8 +72,9 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .description('list groups with their token counts')
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((o: { json: boolean; db?: string }) => {
-      const rows = withDb(o.db, (db) => groupList(db), 'read');
+    .addOption(databaseUrlOption())
+    .action(async (o: EngineFlags & { json: boolean }) => {
+      const rows = await withAclStore(o, (s) => s.groupList(), 'read');
       out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows.map((r) => ({ ...r, stations: scopeText(r) })), ['name', 'tokens', 'stations', 'blocked', 'valid_from', 'expires_at', 'allow_offline', 'note'])}\n`);
     });
 
@@ -74,8 +84,9 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .option('--json', 'JSON output for scripts', false)
     .option('--full', 'show full tokens', false)
     .addOption(dbOption())
-    .action((o: { json: boolean; full: boolean; db?: string }) => {
-      const rows = withDb(o.db, (db) => aclEffective(db, o.full), 'read');
+    .addOption(databaseUrlOption())
+    .action(async (o: EngineFlags & { json: boolean; full: boolean }) => {
+      const rows = await withAclStore(o, (s) => s.effective(o.full), 'read');
       const cols = ['token', 'group', 'state', 'stations', 'valid_from', 'expires_at', 'allow_offline', 'token_type', 'note'];
       out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows.map((r) => ({ ...r, stations: scopeText(r) })), cols)}\n`);
     });
@@ -85,8 +96,9 @@ export function addAclCommands(acl: Command, ctx: CommandContext): Command[] {
     .description('the version of the last versioned import (0 before any)')
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((o: { json: boolean; db?: string }) => {
-      const v = withDb(o.db, (db) => listVersion(db), 'read');
+    .addOption(databaseUrlOption())
+    .action(async (o: EngineFlags & { json: boolean }) => {
+      const v = await withAclStore(o, (s) => s.listVersion(), 'read');
       out(o.json ? `${JSON.stringify(v)}\n` : `acl: list version ${v.version}${v.update_type ? ` (${v.update_type} update at ${v.updated_at})` : ''}\n`);
     });
 

@@ -10,6 +10,24 @@ import { usageError } from './usage.ts';
 // in this connection's temp tables, then applied in place in one write transaction
 // (src/cli/aclwrite.ts). Either way the running service sees all of the file or none of it.
 
+export interface ImportResult {
+  imported: number;
+  removed: number;
+  version: number | null;
+}
+
+/**
+ * The OCPP SendLocalList rule, one copy for both engines: a differential update must carry
+ * a higher version than the list has, a full update at least the same. Refused: exit 1.
+ */
+export function checkVersionAgainst(version: number | null, current: number, replace: boolean): void {
+  if (version === null) return;
+  if (replace ? version < current : version <= current) {
+    const needs = replace ? 'full update needs at least that' : 'differential update needs a higher one';
+    throw new Error(`list version ${version} refused: the list is at version ${current}; a ${needs}`);
+  }
+}
+
 export interface ImportOptions {
   /** Full update: every entry not in the file is removed. Otherwise differential. */
   replace: boolean;
@@ -29,15 +47,10 @@ export async function aclImport(
   db: Db,
   file: string,
   opts: ImportOptions,
-): Promise<{ imported: number; removed: number; version: number | null }> {
+): Promise<ImportResult> {
   const version = opts.listVersion ?? null;
   const checkVersion = () => {
-    if (version === null) return;
-    const current = listVersion(db).version;
-    if (opts.replace ? version < current : version <= current) {
-      const needs = opts.replace ? 'full update needs at least that' : 'differential update needs a higher one';
-      throw new Error(`list version ${version} refused: the list is at version ${current}; a ${needs}`);
-    }
+    if (version !== null) checkVersionAgainst(version, listVersion(db).version, opts.replace);
   };
   const recordVersion = () => {
     if (version === null) return;

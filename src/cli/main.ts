@@ -9,14 +9,13 @@ import { refuseNewer, schemaVersion } from '../queue/migrate.ts';
 import { SCHEMA_VERSION } from '../queue/schema.ts';
 import { prepareForCommand } from '../queue/instance.ts';
 import { runtimePaths } from '../runtime/paths.ts';
-import { aclAdd, aclList, aclRemove, checkExpiry, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
+import { checkExpiry, checkSince, checkListVersion, checkStation, checkToken, checkTokenType } from './acl.ts';
 import { TOKEN_TYPES } from '../core/validate.ts';
 import { addAclCommands } from './aclcommands.ts';
-import { aclImport } from './aclimport.ts';
+import { sqliteAclStore, type AclStore } from './aclstore.ts';
 import { checkGroupName } from './groups.ts';
-import { stationAdd, stationList, stationRemove } from './stations.ts';
 import { sqliteAdmin, type AdminStore } from './admin.ts';
-import { cliEngine, withPg, type EngineFlags } from './engine.ts';
+import { cliEngine, databaseUrlOption, withPg, type EngineFlags } from './engine.ts';
 import { addOpsCommands } from './opscommands.ts';
 import { addUnknownCommand } from './unknowncommand.ts';
 import { addDbCommands } from './dbcopy.ts';
@@ -106,6 +105,19 @@ async function withDbAsync<T>(io: CliIo, dbFlag: string | undefined, fn: (db: Db
   }
 }
 
+/**
+ * Runs `fn` on the ACL, groups and stations of the database the options name: PostgreSQL
+ * (--database-url / DATABASE_URL) or the SQLite file (--db / DB_PATH), picked in one place
+ * (src/cli/engine.ts). The PostgreSQL code is loaded only when it is asked for.
+ */
+async function withAclStore<T>(io: CliIo, o: EngineFlags, fn: (s: AclStore) => Promise<T>, access: Access = 'write'): Promise<T> {
+  const engine = cliEngine(io.env, o);
+  if (engine.kind === 'postgres') {
+    return withPg(engine.url, async (sql) => fn((await import('./pg/store.ts')).pgAclStore(sql)));
+  }
+  return withDbAsync(io, engine.dbFlag, (db) => fn(sqliteAclStore(db, () => runtimePaths().nativeBinding)), access);
+}
+
 export function buildProgram(io: CliIo, version: string): Command {
   const program = new Command('chargegate')
     .description('Asynchronous EV-charging authorization gateway')
@@ -165,9 +177,10 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--allow-offline', 'ask the upstream authorizer first; allowed when it cannot answer', false)
     .option('--token-type <type>', `only for requests naming this OCPI token type (${TOKEN_TYPES.join(', ')}); default any type`)
     .addOption(dbOption())
-    .action((token: string, o: {
+    .addOption(databaseUrlOption())
+    .action(async (token: string, o: EngineFlags & {
       station: string[]; expires?: string; blocked: boolean; note?: string; group?: string; validFrom?: string; allowOffline: boolean;
-      tokenType?: string; db?: string;
+      tokenType?: string;
     }) => {
       const entry = {
         token: checkToken(token),
@@ -180,15 +193,16 @@ export function buildProgram(io: CliIo, version: string): Command {
         allow_offline: o.allowOffline,
         token_type: o.tokenType === undefined ? null : checkTokenType(o.tokenType),
       };
-      withDb(io, o.db, (db) => aclAdd(db, entry));
+      await withAclStore(io, o, (s) => s.add(entry));
       io.out(`acl: added ${entry.token.slice(0, 4)}…${entry.token.slice(-4)}\n`);
     });
   acl
     .command('remove <token>')
     .description('remove a token entry')
     .addOption(dbOption())
-    .action((token: string, o: { db?: string }) => {
-      const removed = withDb(io, o.db, (db) => aclRemove(db, token));
+    .addOption(databaseUrlOption())
+    .action(async (token: string, o: EngineFlags) => {
+      const removed = await withAclStore(io, o, (s) => s.remove(token));
       if (!removed) {
         io.err('acl: no such token\n');
         process.exitCode = 1;
@@ -202,8 +216,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--json', 'JSON output for scripts', false)
     .option('--full', 'show full tokens', false)
     .addOption(dbOption())
-    .action((o: { json: boolean; full: boolean; db?: string }) => {
-      const rows = withDb(io, o.db, (db) => aclList(db, o.full), 'read');
+    .addOption(databaseUrlOption())
+    .action(async (o: EngineFlags & { json: boolean; full: boolean }) => {
+      const rows = await withAclStore(io, o, (s) => s.list(o.full), 'read');
       const human = rows.map((r) => ({ ...r, stations: scopeText(r) }));
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(human, ['token', 'stations', 'expires_at', 'blocked', 'note'])}\n`);
     });
@@ -214,16 +229,19 @@ export function buildProgram(io: CliIo, version: string): Command {
     .option('--differential', 'differential update (the default): add, replace, and remove rows marked remove', false)
     .option('--list-version <n>', 'the list version this update brings; an older one is refused (OCPP SendLocalList)')
     .addOption(dbOption())
-    .action(async (file: string, o: { replace: boolean; differential: boolean; listVersion?: string; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (file: string, o: EngineFlags & { replace: boolean; differential: boolean; listVersion?: string }) => {
       if (o.replace && o.differential) throw usageError('give --replace or --differential, not both');
       const listVersion = o.listVersion === undefined ? null : checkListVersion(o.listVersion);
       // Before the database is opened (and, on first use, created) for a file that cannot be read.
       checkReadable(file);
-      const nativeBinding = runtimePaths().nativeBinding;
-      const r = await withDbAsync(io, o.db, (db) => aclImport(db, file, { replace: o.replace, listVersion, nativeBinding }));
+      const r = await withAclStore(io, o, (s) => s.import(file, { replace: o.replace, listVersion }));
       io.out(`acl: imported ${r.imported}, removed ${r.removed}${r.version !== null ? `, list version ${r.version}` : ''}\n`);
     });
-  const aclExtras = addAclCommands(acl, { out: io.out, err: io.err, withDb: (dbFlag, fn, access) => withDb(io, dbFlag, fn, access), dbOption });
+  const aclExtras = addAclCommands(acl, {
+    out: io.out, err: io.err, withDb: (dbFlag, fn, access) => withDb(io, dbFlag, fn, access), dbOption,
+    withAclStore: (o, fn, access) => withAclStore(io, o, fn, access),
+  });
   const unknownCmd = addUnknownCommand(acl, { out: io.out, dbOption, withAdmin: (o, fn, access) => withAdmin(io, o, fn, access) });
 
   const stations = program.command('stations').description("manage the site's registered stations");
@@ -232,18 +250,20 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('register a station')
     .option('--name <name>', 'a name for admins')
     .addOption(dbOption())
-    .action((id: string, o: { name?: string; db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (id: string, o: EngineFlags & { name?: string }) => {
       const sid = checkStation(id);
-      withDb(io, o.db, (db) => stationAdd(db, sid, o.name ?? null));
+      await withAclStore(io, o, (s) => s.stationAdd(sid, o.name ?? null));
       io.out(`stations: added ${sid}\n`);
     });
   stations
     .command('remove <station_id>')
     .description('unregister a station')
     .addOption(dbOption())
-    .action((id: string, o: { db?: string }) => {
+    .addOption(databaseUrlOption())
+    .action(async (id: string, o: EngineFlags) => {
       const sid = checkStation(id);
-      const removed = withDb(io, o.db, (db) => stationRemove(db, sid));
+      const removed = await withAclStore(io, o, (s) => s.stationRemove(sid));
       if (!removed) {
         io.err('stations: no such station\n');
         process.exitCode = 1;
@@ -256,8 +276,9 @@ export function buildProgram(io: CliIo, version: string): Command {
     .description('list registered stations')
     .option('--json', 'JSON output for scripts', false)
     .addOption(dbOption())
-    .action((o: { json: boolean; db?: string }) => {
-      const rows = withDb(io, o.db, (db) => stationList(db), 'read');
+    .addOption(databaseUrlOption())
+    .action(async (o: EngineFlags & { json: boolean }) => {
+      const rows = await withAclStore(io, o, (s) => s.stationList(), 'read');
       io.out(o.json ? `${JSON.stringify(rows)}\n` : `${table(rows, ['station_id', 'name', 'created_at'])}\n`);
     });
 

@@ -12,10 +12,13 @@ export function stationRemove(db: Db, stationId: string): boolean {
   return db.prepare('DELETE FROM stations WHERE station_id = ?').run(stationId).changes > 0;
 }
 
-export function stationList(db: Db): Array<{ station_id: string; name: string | null; created_at: string }> {
-  return db.prepare('SELECT station_id, name, created_at FROM stations ORDER BY station_id').all() as Array<{
-    station_id: string;
-    name: string | null;
-    created_at: string;
-  }>;
+/** A type, not an interface: `table()` takes it as a plain record. */
+export type StationRow = {
+  station_id: string;
+  name: string | null;
+  created_at: string;
+};
+
+export function stationList(db: Db): StationRow[] {
+  return db.prepare('SELECT station_id, name, created_at FROM stations ORDER BY station_id').all() as StationRow[];
 }

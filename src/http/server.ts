@@ -1,6 +1,6 @@
 import { createServer as createListener } from 'node:http';
 import { createServer as createTlsListener } from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import Hapi, { type ServerRoute } from '@hapi/hapi';
 import type { Logger } from 'pino';
 import { compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
@@ -171,6 +171,17 @@ export async function apiDocument(
   return openApiDocument(server.table(), version);
 }
 
+/** Opens the listener as Hapi's autoListen would (`listen(port, host)`), failing with its error. */
+function listen(listener: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(port, host, () => {
+      listener.removeListener('error', reject);
+      resolve();
+    });
+  });
+}
+
 export function createServer(deps: ServerDeps): Hapi.Server {
   const limits: HttpLimits = { ...HTTP_LIMITS, ...deps.limits };
   // Node's own deadlines for slow clients; Hapi does not set them.
@@ -185,8 +196,10 @@ export function createServer(deps: ServerDeps): Hapi.Server {
   // instead of being held until the slow-client deadlines end it.
   if (deps.maxConnections !== undefined) listener.maxConnections = deps.maxConnections;
   const server = Hapi.server({
-    host: deps.host,
-    port: deps.port,
+    // The listener is opened below, not by Hapi: Hapi checks a `host` option with its
+    // validator's hostname rule, whose IP-address regular expression alone cost each start
+    // ~20 ms of CPU to compile (docs/performance.md); config.ts has checked HOST already.
+    autoListen: false,
     listener,
     router: { stripTrailingSlash: true },
     routes: {
@@ -225,6 +238,11 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     // Whatever the peer does next, the socket does not outlive a short grace.
     setTimeout(() => socket.destroy(), 2000).unref();
   });
+  // The last step of server.start() that can fail (no I/O callback runs between it and
+  // 'started'): start() resolves once the listener is open, or rejects with its error
+  // (EADDRINUSE, EACCES...) leaving Hapi not started, so stop() has nothing to close; a
+  // started server's stop() closes it as before.
+  server.ext('onPreStart', () => listen(listener, deps.port, deps.host));
   registerAuth(server, deps.keyring ?? { required: () => false, verify: () => null });
   const routes = [
     ...sessionRoutes(deps.intake, deps.policy),

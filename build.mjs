@@ -165,6 +165,28 @@ const commanderChildProcess = rewrite(
   "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
 );
 
+// Hapi reads one thing from mime-db (through @hapi/mimos): whether a response's content
+// type is compressible. Mimos turns all 2,522 entries into objects at load, ~5 ms of every
+// start (docs/performance.md); a type missing from the table gets mimos's own rule instead
+// (text/*, +json, +text, +xml). The bundle keeps only the entries whose answer differs from
+// that rule, so every content type is answered as with the whole table.
+const MIMOS_RULE = 'compressibleRx: /^text\\/|\\+json$|\\+text$|\\+xml$/';
+const mimeDbForHapi = {
+  name: 'mime-db-for-hapi',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]mime-db[\\/]db\.json$/ }, (args) => {
+      const mimos = readFileSync(require.resolve('@hapi/mimos'), 'utf8');
+      if (!mimos.includes(MIMOS_RULE) || !/mime\.compressible/.test(readFileSync(require.resolve('@hapi/hapi/lib/compression.js'), 'utf8'))) {
+        throw new Error('mime-db-for-hapi: @hapi/mimos or @hapi/hapi changed how compressible types are found; review the rewrite');
+      }
+      const rule = /^text\/|\+json$|\+text$|\+xml$/;
+      const db = JSON.parse(readFileSync(args.path, 'utf8'));
+      const kept = Object.entries(db).filter(([type, e]) => e.compressible !== undefined && e.compressible !== rule.test(type));
+      return { contents: JSON.stringify(Object.fromEntries(kept.map(([type, e]) => [type, { compressible: e.compressible }]))), loader: 'json' };
+    });
+  },
+};
+
 async function bundle(entry, plugins) {
   const r = await esbuild.build({
     entryPoints: [entry],
@@ -269,7 +291,7 @@ async function main() {
 
   const [boot, app, warm, task, piscinaWorker] = await Promise.all([
     bundle(join(root, 'src', 'runtime', 'boot.ts'), []),
-    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire, commanderChildProcess]),
+    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire, commanderChildProcess, mimeDbForHapi]),
     bundle(join(root, 'src', 'runtime', 'warm.ts'), []),
     bundle(join(root, 'workers', 'task.ts'), [sqliteRequire]),
     bundle(join(root, 'node_modules', 'piscina', 'dist', 'worker.js'), []),

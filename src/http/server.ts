@@ -7,7 +7,7 @@ import { compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../queue/intake.ts';
 import { registerAuth, type KeyCheck } from './auth.ts';
 import { codeForStatus, errorBody } from './reply.ts';
-import { sessionRoutes } from './session.ts';
+import { sessionRoutes, sessionSchemaLoader } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
 import { statusRoutes, type RequestLookup } from './status.ts';
 
@@ -151,7 +151,7 @@ function openApiRoute(version: string): Hapi.ServerRoute {
     handler: async (request, h) => {
       // joi-to-json and lodash load with the first request for it, not with every start.
       const { openApiDocument } = await import('./openapi.ts');
-      document ??= openApiDocument(request.server.table(), version);
+      document ??= await openApiDocument(request.server.table(), version);
       return h.response(document);
     },
   };
@@ -168,7 +168,7 @@ export async function apiDocument(
   const { openApiDocument } = await import('./openapi.ts');
   const unused = {} as never;
   const server = createServer({ host: '127.0.0.1', port: 0, intake: unused, policy: compilePolicy(allowedHosts), reads: unused, health: unused, log: unused, version });
-  return openApiDocument(server.table(), version);
+  return await openApiDocument(server.table(), version);
 }
 
 /** Opens the listener as Hapi's autoListen would (`listen(port, host)`), failing with its error. */
@@ -244,8 +244,12 @@ export function createServer(deps: ServerDeps): Hapi.Server {
   // started server's stop() closes it as before.
   server.ext('onPreStart', () => listen(listener, deps.port, deps.host));
   registerAuth(server, deps.keyring ?? { required: () => false, verify: () => null });
+  const sessionSchema = sessionSchemaLoader(deps.policy);
+  // Right after the listener opens (not before: it is ~15 ms of each start), so that a first
+  // POST seldom waits for joi; a POST that comes sooner loads it itself.
+  server.events.on('start', () => setImmediate(() => void sessionSchema().catch(() => undefined)));
   const routes = [
-    ...sessionRoutes(deps.intake, deps.policy),
+    ...sessionRoutes(deps.intake, sessionSchema),
     ...statusRoutes(deps.reads),
     ...healthRoutes(deps.health, { metricsToken: deps.metricsToken ?? null }),
     openApiRoute(deps.version ?? '0.0.0'),

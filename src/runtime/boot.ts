@@ -13,7 +13,6 @@ import type { Manifest } from './sea.ts';
 // top level: every function, each dependency's module body among them, was still compiled at
 // run time (~60 ms of a ~220 ms start, docs/performance.md). This one holds what a start runs.
 
-
 export interface LoadedBundle {
   exports: Record<string, unknown>;
   /** V8 refused the cache (another Node or other V8 flags): the bundle was compiled as usual. */

@@ -16,21 +16,23 @@
 //   2. The target's Node runs the warm-up: a start of `serve` from the CLI bundle, after
 //      which it writes V8's code cache of that bundle (boot.ts says why this and not
 //      `useCodeCache` alone: it holds what a start compiles, not only the top level).
-//   3. The CLI bundle and its cache, the worker bundles, the better-sqlite3 addon and a
-//      manifest become SEA assets; src/runtime/sea.ts unpacks the files a thread or dlopen
-//      needs into a cache folder at start.
+//   3. The SEA blob holds the boot script and one asset, an index of the files appended
+//      after the executable: the CLI bundle and its cache, the worker bundles and the
+//      better-sqlite3 addon (src/runtime/payload.ts says why they are not SEA assets);
+//      src/runtime/sea.ts unpacks the files a thread or dlopen needs into a cache folder.
 //   4. The blob is made by the same Node binary that is copied, stripped (before the
-//      injection, never after) and injected with postject.
+//      injection, never after) and injected with postject; then the files are appended.
 //
 // Unchanged inputs rebuild in about a second: the stripped Node is cached per Node binary
 // hash, and the blob + injection are skipped when their inputs' hash matches the last build.
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { trailerFor } from './src/runtime/payload.ts';
 
 const require = createRequire(import.meta.url);
 const root = dirname(fileURLToPath(import.meta.url));
@@ -38,7 +40,7 @@ const dist = join(root, 'dist');
 const cacheDir = join(root, 'node_modules', '.cache', 'chargegate-sea');
 const SENTINEL_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Bump when the steps below change in a way the input hash cannot see. */
-const RECIPE = 3;
+const RECIPE = 4;
 
 /**
  * What each target is built from. `integrity` pins the npm tarball of a Node that is not
@@ -165,6 +167,28 @@ const commanderChildProcess = rewrite(
   "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
 );
 
+// Hapi reads one thing from mime-db (through @hapi/mimos): whether a response's content
+// type is compressible. Mimos turns all 2,522 entries into objects at load, ~5 ms of every
+// start (docs/performance.md); a type missing from the table gets mimos's own rule instead
+// (text/*, +json, +text, +xml). The bundle keeps only the entries whose answer differs from
+// that rule, so every content type is answered as with the whole table.
+const MIMOS_RULE = 'compressibleRx: /^text\\/|\\+json$|\\+text$|\\+xml$/';
+const mimeDbForHapi = {
+  name: 'mime-db-for-hapi',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]mime-db[\\/]db\.json$/ }, (args) => {
+      const mimos = readFileSync(require.resolve('@hapi/mimos'), 'utf8');
+      if (!mimos.includes(MIMOS_RULE) || !/mime\.compressible/.test(readFileSync(require.resolve('@hapi/hapi/lib/compression.js'), 'utf8'))) {
+        throw new Error('mime-db-for-hapi: @hapi/mimos or @hapi/hapi changed how compressible types are found; review the rewrite');
+      }
+      const rule = /^text\/|\+json$|\+text$|\+xml$/;
+      const db = JSON.parse(readFileSync(args.path, 'utf8'));
+      const kept = Object.entries(db).filter(([type, e]) => e.compressible !== undefined && e.compressible !== rule.test(type));
+      return { contents: JSON.stringify(Object.fromEntries(kept.map(([type, e]) => [type, { compressible: e.compressible }]))), loader: 'json' };
+    });
+  },
+};
+
 async function bundle(entry, plugins) {
   const r = await esbuild.build({
     entryPoints: [entry],
@@ -210,7 +234,7 @@ function removeLeftovers() {
 }
 
 function asset(key, file, data) {
-  return { key, file, data, manifest: { asset: key, file, size: data.byteLength } };
+  return { key, file, data };
 }
 
 function hashed(name, ext, data) {
@@ -269,7 +293,7 @@ async function main() {
 
   const [boot, app, warm, task, piscinaWorker] = await Promise.all([
     bundle(join(root, 'src', 'runtime', 'boot.ts'), []),
-    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire, commanderChildProcess]),
+    bundle(join(root, 'src', 'runtime', 'sea.ts'), [piscinaBootstrap, sqliteRequire, commanderChildProcess, mimeDbForHapi]),
     bundle(join(root, 'src', 'runtime', 'warm.ts'), []),
     bundle(join(root, 'workers', 'task.ts'), [sqliteRequire]),
     bundle(join(root, 'node_modules', 'piscina', 'dist', 'worker.js'), []),
@@ -318,8 +342,6 @@ async function buildTarget(name, t, node, bundles) {
     asset('task.cjs', hashed('task', '.cjs', task.code), task.code),
     asset('piscina-worker.cjs', hashed('piscina-worker', '.cjs', piscinaWorker.code), piscinaWorker.code),
   ];
-  const manifest = { addon: assets[0].manifest, task: assets[1].manifest, piscinaWorker: assets[2].manifest };
-  const manifestData = Buffer.from(JSON.stringify(manifest));
 
   const seaOptions = { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true, execArgvExtension: 'none' };
   const stripped = strippedNode(node, t);
@@ -332,7 +354,6 @@ async function buildTarget(name, t, node, bundles) {
       boot: sha256(boot.code),
       app: sha256(app.code),
       warm: sha256(warm.code),
-      manifest: sha256(manifestData),
       assets: assets.map((a) => [a.key, sha256(a.data)]),
     }),
   );
@@ -350,7 +371,7 @@ async function buildTarget(name, t, node, bundles) {
   const work = mkdtempSync(join(cacheDir, 'work-'));
   try {
     const files = {};
-    for (const a of [...assets, { key: 'manifest.json', file: 'manifest.json', data: manifestData }]) {
+    for (const a of assets) {
       writeFileSync(join(work, a.file), a.data);
       files[a.key] = join(work, a.file);
     }
@@ -370,10 +391,24 @@ async function buildTarget(name, t, node, bundles) {
     exec(node.bin, [join(work, 'warm.cjs'), ...warmArgs], { cwd: work, env });
     exec(node.bin, [join(work, 'warm.cjs'), 'check', join(work, 'app.cjs'), appCache], { cwd: work, env });
     say(`${name}: code cache ${(statSync(appCache).size / 1048576).toFixed(1)} MiB`);
-    files['app.cjs'] = join(work, 'app.cjs');
-    files['app.cache'] = appCache;
+    // The files go after the end of the executable, not into the SEA blob; its one asset
+    // is their index (src/runtime/payload.ts says why).
+    const payload = [
+      { key: 'app', data: app.code },
+      { key: 'cache', data: readFileSync(appCache) },
+      ...assets.map((a) => ({ key: { 'better_sqlite3.node': 'addon', 'task.cjs': 'task', 'piscina-worker.cjs': 'piscinaWorker' }[a.key], data: a.data, file: a.file })),
+    ];
+    const payloadId = sha256(payload.map((p) => sha256(p.data)).join(' ')).slice(0, 32);
+    const trailer = trailerFor(payloadId);
+    const manifest = { payload: payloadId };
+    let fromEnd = trailer.byteLength;
+    for (const p of [...payload].reverse()) {
+      fromEnd += p.data.byteLength;
+      manifest[p.key] = { ...(p.file ? { file: p.file } : {}), size: p.data.byteLength, fromEnd };
+    }
+    writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest));
     const blob = join(work, 'sea.blob');
-    const config = { main: join(work, 'boot.cjs'), output: blob, ...seaOptions, assets: files };
+    const config = { main: join(work, 'boot.cjs'), output: blob, ...seaOptions, assets: { 'manifest.json': join(work, 'manifest.json') } };
     writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
     // The blob's code cache is V8's for the CPU that made it: the target's own Node makes it.
     exec(node.bin, ['--experimental-sea-config', join(work, 'sea-config.json')], { cwd: work, env });
@@ -385,6 +420,8 @@ async function buildTarget(name, t, node, bundles) {
     // binary's many notes; they are shown only when the injection fails.
     const postject = join(dirname(require.resolve('postject')), 'cli.js');
     run(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL_FUSE]);
+    for (const p of payload) appendFileSync(exe, p.data);
+    appendFileSync(exe, trailer);
     chmodSync(exe, 0o755);
     say(`${name}: injected`);
 

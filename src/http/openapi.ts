@@ -73,7 +73,7 @@ function headersOf(h: Record<string, HeaderDoc> | undefined) {
   );
 }
 
-function operation(doc: RouteDoc, components: Record<string, unknown>) {
+function operation(doc: RouteDoc, body: Joi.Schema | undefined, components: Record<string, unknown>) {
   const parameters = [
     ...Object.entries(doc.params ?? {}).map(([name, p]) => ({ name, in: 'path', required: true, description: p.description, schema: p.schema })),
     ...Object.entries(doc.headers ?? {}).map(([name, h]) => ({ name, in: 'header', required: h.required ?? false, description: h.description, schema: h.schema ?? STRING })),
@@ -95,12 +95,12 @@ function operation(doc: RouteDoc, components: Record<string, unknown>) {
     ...(doc.description ? { description: doc.description } : {}),
     tags: doc.tags,
     ...(parameters.length ? { parameters } : {}),
-    ...(doc.body
+    ...(doc.body && body
       ? {
           requestBody: {
             required: true,
             ...(doc.body.description ? { description: doc.body.description } : {}),
-            content: { 'application/json': { schema: schemaOf(doc.body.schema, components, doc.body.name) } },
+            content: { 'application/json': { schema: schemaOf(body, components, doc.body.name) } },
           },
         }
       : {}),
@@ -109,13 +109,14 @@ function operation(doc: RouteDoc, components: Record<string, unknown>) {
 }
 
 /** The OpenAPI 3.1 document of the routes given (Hapi's table), in route order. */
-export function openApiDocument(routes: readonly DocumentedRoute[], version: string): Record<string, unknown> {
+export async function openApiDocument(routes: readonly DocumentedRoute[], version: string): Promise<Record<string, unknown>> {
   const schemas: Record<string, unknown> = {};
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
     const doc = r.settings?.plugins?.openapi ?? (r.options as { plugins?: { openapi?: RouteDoc } } | undefined)?.plugins?.openapi;
     if (!doc) continue;
-    (paths[r.path] ??= {})[r.method.toLowerCase()] = operation(doc, schemas);
+    const body = doc.body ? await doc.body.schema() : undefined;
+    (paths[r.path] ??= {})[r.method.toLowerCase()] = operation(doc, body, schemas);
   }
   schemaOf(answers.callbackBody, schemas);
   return {

@@ -36,8 +36,8 @@ export interface RouteDoc {
   summary: string;
   description?: string;
   tags: string[];
-  /** The body, with the schema the route validates it with. */
-  body?: { schema: Joi.Schema; name: string; description?: string };
+  /** The body, with the schema the route validates it with (loaded on demand: joi is not loaded by a start). */
+  body?: { schema: () => Promise<Joi.Schema>; name: string; description?: string };
   /** Path parameters by name. */
   params?: Record<string, { description: string; schema: Record<string, unknown> }>;
   /** Request headers by name. */

@@ -1,13 +1,13 @@
 import { createServer as createListener } from 'node:http';
 import { createServer as createTlsListener } from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import Hapi, { type ServerRoute } from '@hapi/hapi';
 import type { Logger } from 'pino';
 import { compilePolicy, type UrlPolicy } from '../core/urlpolicy.ts';
 import type { Intake } from '../queue/intake.ts';
 import { registerAuth, type KeyCheck } from './auth.ts';
 import { codeForStatus, errorBody } from './reply.ts';
-import { sessionRoutes } from './session.ts';
+import { sessionRoutes, sessionSchemaLoader } from './session.ts';
 import { healthRoutes, type HealthSource } from './health.ts';
 import { statusRoutes, type RequestLookup } from './status.ts';
 
@@ -151,7 +151,7 @@ function openApiRoute(version: string): Hapi.ServerRoute {
     handler: async (request, h) => {
       // joi-to-json and lodash load with the first request for it, not with every start.
       const { openApiDocument } = await import('./openapi.ts');
-      document ??= openApiDocument(request.server.table(), version);
+      document ??= await openApiDocument(request.server.table(), version);
       return h.response(document);
     },
   };
@@ -168,7 +168,18 @@ export async function apiDocument(
   const { openApiDocument } = await import('./openapi.ts');
   const unused = {} as never;
   const server = createServer({ host: '127.0.0.1', port: 0, intake: unused, policy: compilePolicy(allowedHosts), reads: unused, health: unused, log: unused, version });
-  return openApiDocument(server.table(), version);
+  return await openApiDocument(server.table(), version);
+}
+
+/** Opens the listener as Hapi's autoListen would (`listen(port, host)`), failing with its error. */
+function listen(listener: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(port, host, () => {
+      listener.removeListener('error', reject);
+      resolve();
+    });
+  });
 }
 
 export function createServer(deps: ServerDeps): Hapi.Server {
@@ -185,8 +196,10 @@ export function createServer(deps: ServerDeps): Hapi.Server {
   // instead of being held until the slow-client deadlines end it.
   if (deps.maxConnections !== undefined) listener.maxConnections = deps.maxConnections;
   const server = Hapi.server({
-    host: deps.host,
-    port: deps.port,
+    // The listener is opened below, not by Hapi: Hapi checks a `host` option with its
+    // validator's hostname rule, whose IP-address regular expression alone cost each start
+    // ~20 ms of CPU to compile (docs/performance.md); config.ts has checked HOST already.
+    autoListen: false,
     listener,
     router: { stripTrailingSlash: true },
     routes: {
@@ -225,9 +238,18 @@ export function createServer(deps: ServerDeps): Hapi.Server {
     // Whatever the peer does next, the socket does not outlive a short grace.
     setTimeout(() => socket.destroy(), 2000).unref();
   });
+  // The last step of server.start() that can fail (no I/O callback runs between it and
+  // 'started'): start() resolves once the listener is open, or rejects with its error
+  // (EADDRINUSE, EACCES...) leaving Hapi not started, so stop() has nothing to close; a
+  // started server's stop() closes it as before.
+  server.ext('onPreStart', () => listen(listener, deps.port, deps.host));
   registerAuth(server, deps.keyring ?? { required: () => false, verify: () => null });
+  const sessionSchema = sessionSchemaLoader(deps.policy);
+  // Right after the listener opens (not before: it is ~15 ms of each start), so that a first
+  // POST seldom waits for joi; a POST that comes sooner loads it itself.
+  server.events.on('start', () => setImmediate(() => void sessionSchema().catch(() => undefined)));
   const routes = [
-    ...sessionRoutes(deps.intake, deps.policy),
+    ...sessionRoutes(deps.intake, sessionSchema),
     ...statusRoutes(deps.reads),
     ...healthRoutes(deps.health, { metricsToken: deps.metricsToken ?? null }),
     openApiRoute(deps.version ?? '0.0.0'),

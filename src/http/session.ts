@@ -7,7 +7,7 @@ import { errorReply } from './reply.ts';
 import type { UrlPolicy } from '../core/urlpolicy.ts';
 import { parseBody } from './body.ts';
 import { errorDoc, unauthorizedDoc, type RouteDoc } from './routedoc.ts';
-import { createSessionSchema, fieldErrors, type FieldError, type SessionBody } from './schema.ts';
+import type { FieldError, SessionBody } from './schema.ts';
 
 export const ACCEPTED_MESSAGE = 'Request is being processed asynchronously. The result will be sent to the provided callback URL.';
 
@@ -33,7 +33,23 @@ function idempotencyKey(headers: Record<string, unknown>): { value: string | nul
 
 const RETRY_AFTER = { 'Retry-After': { description: 'seconds to wait before retrying', required: true, schema: { type: 'string', pattern: '^[0-9]+$' } } };
 
-function sessionDoc(schema: Joi.Schema): RouteDoc {
+/** The body schema under the service's callback URL policy, and joi's error mapping. */
+export interface SessionSchema {
+  schema: Joi.ObjectSchema<SessionBody>;
+  fieldErrors: (err: Joi.ValidationError) => FieldError[];
+}
+
+/**
+ * Loads joi and builds the body schema on first call, not with every start (~15 ms of CPU,
+ * docs/performance.md); src/http/server.ts calls it right after the listener opens, so a
+ * first POST seldom waits for it. Every call gets the one schema.
+ */
+export function sessionSchemaLoader(policy: UrlPolicy): () => Promise<SessionSchema> {
+  let loaded: Promise<SessionSchema> | undefined;
+  return () => (loaded ??= import('./schema.ts').then((m) => ({ schema: m.createSessionSchema(policy), fieldErrors: m.fieldErrors })));
+}
+
+function sessionDoc(schema: () => Promise<Joi.Schema>): RouteDoc {
   return {
     operationId: 'startChargingSession',
     summary: 'Ask for a charging-session start to be authorized',
@@ -70,14 +86,13 @@ function sessionDoc(schema: Joi.Schema): RouteDoc {
   };
 }
 
-export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] {
-  const schema = createSessionSchema(policy);
+export function sessionRoutes(intake: Intake, load: () => Promise<SessionSchema>): ServerRoute[] {
   return [
     {
       method: 'POST',
       path: '/api/v1/charging-session',
       options: {
-        plugins: { openapi: sessionDoc(schema) },
+        plugins: { openapi: sessionDoc(async () => (await load()).schema) },
         auth: AUTH_STRATEGY,
         payload: {
           maxBytes: MAX_BODY_BYTES,
@@ -90,18 +105,19 @@ export function sessionRoutes(intake: Intake, policy: UrlPolicy): ServerRoute[] 
           output: 'data',
         },
         validate: {
-          payload: (raw: unknown) => {
+          payload: async (raw: unknown) => {
             const parsed = parseBody(raw as Buffer | null);
             if (!parsed.ok) throw new BodyError(parsed.message);
+            const { schema } = await load();
             const { value, error } = schema.validate(parsed.value);
             if (error) throw error;
             return value;
           },
-          failAction: (request, h, err) => {
+          failAction: async (request, h, err) => {
             if (err instanceof BodyError) {
               return errorReply(h, 'CG_ERR_INVALID_REQUEST', err.message, [{ field: 'body', message: err.message }]).takeover();
             }
-            const errors = fieldErrors(err as Joi.ValidationError);
+            const errors = (await load()).fieldErrors(err as Joi.ValidationError);
             const keyError = idempotencyKey(request.headers).error;
             if (keyError) errors.push(keyError);
             return errorReply(h, 'CG_ERR_INVALID_REQUEST', 'the request is invalid', errors).takeover();

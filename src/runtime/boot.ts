@@ -1,16 +1,17 @@
 import { dirname } from 'node:path';
 import * as sea from 'node:sea';
 import { Script } from 'node:vm';
+import { MANIFEST_ASSET, openPayload } from './payload.ts';
+// A type only: the value import would put the whole CLI into this small first script.
+import type { Manifest } from './sea.ts';
 
 // The single executable's first script (its SEA `main`, bundled by build.mjs). The service's
-// bundle (src/runtime/sea.ts) is an asset beside it, with a V8 code cache that build.mjs
+// bundle (src/runtime/sea.ts) is appended to the executable (src/runtime/payload.ts; the
+// SEA asset `manifest.json` says where), with a V8 code cache that build.mjs
 // makes *after* a warm-up start of `serve` (src/runtime/warm.ts). Node's own SEA code cache
 // (`useCodeCache`) is made by compiling the script without running it, so it holds only the
 // top level: every function, each dependency's module body among them, was still compiled at
 // run time (~60 ms of a ~220 ms start, docs/performance.md). This one holds what a start runs.
-
-export const APP_ASSET = 'app.cjs';
-export const CACHE_ASSET = 'app.cache';
 
 export interface LoadedBundle {
   exports: Record<string, unknown>;
@@ -38,9 +39,18 @@ export function loadBundle(
 }
 
 if (sea.isSea()) {
-  const cache = new Uint8Array(sea.getRawAsset(CACHE_ASSET));
+  let source: string;
+  let cache: Buffer;
+  try {
+    const manifest = JSON.parse(sea.getAsset(MANIFEST_ASSET, 'utf8')) as Manifest;
+    const payload = openPayload(manifest.payload);
+    cache = payload.read(manifest.cache);
+    source = payload.read(manifest.app).toString('utf8');
+  } catch (err) {
+    process.stderr.write(`chargegate: cannot start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   // `require` here is the injected script's own: built-in modules only, as before.
-  const source = sea.getAsset(APP_ASSET, 'utf8');
   const { exports } = loadBundle(source, cache.byteLength ? cache : undefined, process.execPath, require);
   (exports.main as () => void)();
 }

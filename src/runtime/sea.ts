@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -9,29 +9,33 @@ import { runCli } from '../cli/main.ts';
 import { unpackSettings, type UnpackSettings } from '../config.ts';
 import { fsReason, makeDirs } from '../core/fsutil.ts';
 import { setRuntimePaths, type RuntimePaths } from './paths.ts';
+import { MANIFEST_ASSET, openPayload, type PayloadEntry } from './payload.ts';
 import { processIo } from './stdio.ts';
 
 // The single executable's program (bundled by build.mjs, loaded by src/runtime/boot.ts). The
-// binary carries the better-sqlite3 addon and the worker bundles as SEA assets; a thread or
-// dlopen needs a real file, so they are unpacked once into a cache folder, under names that carry their
-// content hash, and reused by every later start of the same build.
+// binary carries the better-sqlite3 addon and the worker bundles after its end
+// (src/runtime/payload.ts); a thread or dlopen needs a real file, so they are unpacked once
+// into a cache folder, under names that carry their content hash, and reused by every later
+// start of the same build.
 
 /** One unpacked file, as build.mjs describes it in the `manifest.json` asset. */
-export interface ManifestEntry {
-  /** SEA asset key. */
-  asset: string;
+export interface ManifestEntry extends PayloadEntry {
   /** File name in the cache folder; carries the content hash, so a new build never reuses an old file. */
   file: string;
-  size: number;
 }
 
+/** The SEA asset `manifest.json`: where each appended file is (src/runtime/payload.ts). */
 export interface Manifest {
+  /** Ties the appended files to this index (the trailer repeats it). */
+  payload: string;
+  /** The CLI bundle and its V8 code cache (src/runtime/boot.ts). */
+  app: PayloadEntry;
+  cache: PayloadEntry;
   addon: ManifestEntry;
   task: ManifestEntry;
   piscinaWorker: ManifestEntry;
 }
 
-export const MANIFEST_ASSET = 'manifest.json';
 
 interface Candidate {
   dir: string;
@@ -74,18 +78,16 @@ function ensureDir(c: Candidate): void {
   }
 }
 
-/** Writes one asset unless an earlier start did; temp file + rename, so concurrent starts don't race. */
-function unpack(dir: string, e: ManifestEntry, read: (key: string) => ArrayBuffer): string {
+/** Writes one embedded file unless an earlier start did; temp file + rename, so concurrent starts don't race. */
+function unpack(dir: string, e: ManifestEntry, copy: (e: ManifestEntry, fd: number) => void): string {
   const target = join(dir, e.file);
   try {
     if (statSync(target).size === e.size) return target;
   } catch {}
-  const data = new Uint8Array(read(e.asset));
-  if (data.byteLength !== e.size) throw new Error(`embedded ${e.asset} has ${data.byteLength} bytes, expected ${e.size}`);
   const tmp = `${target}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = openSync(tmp, 'wx', 0o644);
   try {
-    for (let off = 0; off < data.byteLength; ) off += writeSync(fd, data, off);
+    copy(e, fd);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
@@ -99,7 +101,8 @@ function unpack(dir: string, e: ManifestEntry, read: (key: string) => ArrayBuffe
 
 export interface UnpackDeps {
   manifest: Manifest;
-  read: (key: string) => ArrayBuffer;
+  /** Writes the embedded file to an open descriptor (Payload.copyTo). */
+  copy: (e: ManifestEntry, fd: number) => void;
   /** Loads the addon once to prove the folder allows it (noexec mounts do not). */
   load: (file: string) => unknown;
 }
@@ -111,9 +114,9 @@ export function unpackAll(candidates: readonly Candidate[], deps: UnpackDeps): R
     try {
       ensureDir(c);
       const paths = {
-        nativeBinding: unpack(c.dir, deps.manifest.addon, deps.read),
-        workerFile: unpack(c.dir, deps.manifest.task, deps.read),
-        piscinaWorker: unpack(c.dir, deps.manifest.piscinaWorker, deps.read),
+        nativeBinding: unpack(c.dir, deps.manifest.addon, deps.copy),
+        workerFile: unpack(c.dir, deps.manifest.task, deps.copy),
+        piscinaWorker: unpack(c.dir, deps.manifest.piscinaWorker, deps.copy),
       };
       deps.load(paths.nativeBinding);
       return paths;
@@ -132,7 +135,8 @@ export function main(): void {
   const manifest = JSON.parse(sea.getAsset(MANIFEST_ASSET, 'utf8')) as Manifest;
   // The injected script's own require reaches built-in modules only.
   const fsRequire = createRequire(process.execPath);
-  setRuntimePaths(() => unpackAll(cacheCandidates(unpackSettings(process.env, argv)), { manifest, read: (k) => sea.getRawAsset(k), load: fsRequire }));
+  const payload = openPayload(manifest.payload);
+  setRuntimePaths(() => unpackAll(cacheCandidates(unpackSettings(process.env, argv)), { manifest, copy: payload.copyTo, load: fsRequire }));
 
   // From here on the same as bin/chargegate.ts.
   const io = processIo(process.env);

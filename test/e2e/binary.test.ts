@@ -146,6 +146,19 @@ describe('the single executable', { timeout: 300_000 }, () => {
     assert.ok(readdirSync(join(dir, 'site2', '.chargegate-cache')).some((f) => f.endsWith('.node')));
   });
 
+  test('a copy that lost the files appended after the executable (stripped, cut short): one line, exit 1', async () => {
+    // build.mjs appends the bundle, its code cache and the unpacked files (src/runtime/payload.ts).
+    const cut = join(dir, 'cut-chargegate');
+    const whole = readFileSync(bin);
+    writeFileSync(cut, whole.subarray(0, whole.length - 100));
+    chmodSync(cut, 0o755);
+    const r = await runBinary(cut, ['--version'], { cwd: dir, env });
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^chargegate: cannot start: .*cut-chargegate: the files built into the executable are missing or from another build \(was it stripped or modified after the build\?\)\n$/);
+    rmSync(cut);
+  });
+
   test('a cache folder that cannot be created: exit 1 and a message naming CHARGEGATE_CACHE_DIR', async () => {
     const file = join(dir, 'not-a-dir');
     writeFileSync(file, '');

@@ -11,6 +11,7 @@ import type {
   Queue,
 } from '../queue.ts';
 import { REQUEST_COLUMNS, requestView, type AttemptRow, type RequestRow } from '../reads.ts';
+import { createCredits } from './credits.ts';
 import { createPgGroup } from './group.ts';
 import { decideFacts } from './facts.ts';
 import { createPgKeys } from './keys.ts';
@@ -20,8 +21,8 @@ import { holdLife, releaseDeadInstances } from './instances.ts';
 // instances on one database. Claims take rows with FOR UPDATE SKIP LOCKED in due order, so
 // two instances never claim the same row; leases carry the owning instance (locked_by) and
 // are fenced as in SQLite (claim_count + locked_at: a write that changes no row means the
-// row is not ours any more). QUEUE_MAX_SIZE holds across instances through queue_depth, a
-// row kept by triggers, read and locked by each accept. Instances wake each other with
+// row is not ours any more). QUEUE_MAX_SIZE holds across instances through the room each
+// instance takes in blocks (credits.ts): an accept locks nothing shared. Instances wake each other with
 // NOTIFY when they leave work in the table for anyone to claim.
 
 /** The channel instances NOTIFY on when rows became claimable by anyone. */
@@ -65,12 +66,17 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
   // Liveness: a session holds this instance's advisory lock while it lives; another
   // instance that can take the lock knows this one is gone and hands its leases back.
   const life = await holdLife(opts.life, sql, me, { pid: process.pid, host: hostname(), startedAt: now() });
+  const credits = createCredits(sql, { me, max: opts.maxOpen, now });
   let listening: { unlisten(): Promise<void> } | null = null;
   let onWake: () => void = () => undefined;
   // Instances that died: their leases are handed back as soon as their session is gone,
   // rather than when the leases expire.
   const reaper = setInterval(() => {
-    life.check().then(() => releaseDeadInstances(sql, me, now())).then((r) => {
+    life.check().then((lost) => {
+      // Others may have taken this instance for dead meanwhile and dropped its credits row.
+      if (lost) credits.reset();
+      return releaseDeadInstances(sql, me, now());
+    }).then((r) => {
       if (r.released > 0) onWake();
     }, () => undefined);
   }, REAP_MS);
@@ -80,20 +86,39 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
     notify = true;
   };
 
-  async function insertRow(tx: TransactionSql, row: NewRequest, leaseMs: number | null): Promise<boolean> {
+  async function insertRow(tx: TransactionSql, row: NewRequest, leaseMs: number | null): Promise<void> {
     const origin = row.origin ?? originOf(row.callback_url);
     const claimed = leaseMs !== null;
-    // Written only while the queue shared by all instances has room; locking the counter
-    // row makes concurrent accepts of all instances take turns on that check.
-    const r = await tx`INSERT INTO charging_requests
+    // The room for it was taken beforehand (credits): nothing shared is locked here.
+    await tx`INSERT INTO charging_requests
       (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, client, state,
        created_at, updated_at, due_at, locked_at, locked_by, claim_count)
-      SELECT ${row.id}, ${row.station_id}, ${row.driver_token}, ${row.token_hash}, ${row.token_mask},
+      VALUES (${row.id}, ${row.station_id}, ${row.driver_token}, ${row.token_hash}, ${row.token_mask},
         ${row.token_type ?? 'RFID'}, ${row.callback_url}, ${origin}, ${row.client ?? null}, ${claimed ? 'authorizing' : 'queued'},
         ${row.created_at}, ${row.created_at}, ${claimed ? row.created_at + leaseMs : row.created_at},
-        ${claimed ? row.created_at : null}, ${claimed ? me : null}, ${claimed ? 1 : 0}
-      WHERE (SELECT open FROM queue_depth WHERE id = 1 FOR UPDATE) < ${opts.maxOpen}`;
-    return r.count === 1;
+        ${claimed ? row.created_at : null}, ${claimed ? me : null}, ${claimed ? 1 : 0})`;
+  }
+
+  async function acceptOp(tx: TransactionSql, row: NewRequest, key: string | null, bodyHash: string | null,
+    leaseMs: number | null): Promise<AcceptOutcome> {
+    if (key !== null) {
+      // The key is unique across instances: a key another instance committed first (and
+      // not yet expired) answers for this request, which is then not written.
+      const expired = row.created_at - IDEMPOTENCY_TTL_MS;
+      const got = await tx`INSERT INTO idempotency_keys (key, body_hash, request_id, created_at)
+        VALUES (${key}, ${bodyHash!}, ${row.id}, ${row.created_at})
+        ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, request_id = excluded.request_id,
+          created_at = excluded.created_at
+        WHERE idempotency_keys.created_at < ${expired}
+        RETURNING key`;
+      if (got.length === 0) {
+        const [first] = await tx<KeyHit[]>`SELECT body_hash, request_id FROM idempotency_keys WHERE key = ${key}`;
+        return first!;
+      }
+    }
+    await insertRow(tx, row, leaseMs);
+    if (leaseMs === null) wake();
+    return null;
   }
 
   async function claimUndecided(tx: TransactionSql, at: number, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
@@ -200,32 +225,17 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
   return {
     engine: 'postgres',
     where: opts.where,
-    accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<AcceptOutcome> {
-      return group.run(async (tx) => {
-        if (key !== null) {
-          // The key is unique across instances: a key another instance committed first (and
-          // not yet expired) answers for this request, which is then not written.
-          const expired = row.created_at - IDEMPOTENCY_TTL_MS;
-          const got = await tx`INSERT INTO idempotency_keys (key, body_hash, request_id, created_at)
-            VALUES (${key}, ${bodyHash!}, ${row.id}, ${row.created_at})
-            ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, request_id = excluded.request_id,
-              created_at = excluded.created_at
-            WHERE idempotency_keys.created_at < ${expired}
-            RETURNING key`;
-          if (got.length === 0) {
-            const [first] = await tx<KeyHit[]>`SELECT body_hash, request_id FROM idempotency_keys WHERE key = ${key}`;
-            return first!;
-          }
-          if (!(await insertRow(tx, row, leaseMs))) {
-            await tx`DELETE FROM idempotency_keys WHERE key = ${key} AND request_id = ${row.id}`;
-            return 'full';
-          }
-        } else if (!(await insertRow(tx, row, leaseMs))) {
-          return 'full';
-        }
-        if (leaseMs === null) wake();
-        return null;
-      });
+    async accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<AcceptOutcome> {
+      if (!(await credits.take())) return 'full';
+      // Unless the op surely wrote nothing, its credit stays spent (counted until the next grant).
+      let written = true;
+      try {
+        const outcome = await group.run(async (tx) => acceptOp(tx, row, key, bodyHash, leaseMs));
+        written = outcome === null;
+        return outcome;
+      } finally {
+        credits.settle(written);
+      }
     },
     async findKey(key, notBefore) {
       const [r] = await sql<KeyHit[]>`SELECT body_hash, request_id FROM idempotency_keys WHERE key = ${key} AND created_at >= ${notBefore}`;
@@ -372,8 +382,10 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
       clearInterval(reaper);
       keys.stop();
       await keys.flushUsage().catch(() => undefined);
+      credits.stop();
       await group.drain();
       await listening?.unlisten().catch(() => undefined);
+      await sql`DELETE FROM queue_credit WHERE instance_id = ${me}`.catch(() => undefined);
       await sql`DELETE FROM service_instance WHERE id = ${me}`.catch(() => undefined);
       await life.release().catch(() => undefined);
       await sql.end({ timeout: 5 });

@@ -16,7 +16,7 @@ import type { Sql } from 'postgres';
 // committed since is then counted twice until its next grant: a conservative error only.
 // The price: near the bound an instance may answer "full" while up to its recorded credits
 // (at most BLOCK, and a grant gives at most an eighth of the room left) are unused
-// elsewhere; an idle instance hands its unspent credits back after IDLE_MS.
+// or already counted elsewhere; an idle instance writes what it really holds after IDLE_MS.
 
 /** Most credits one grant gives. */
 export const CREDIT_BLOCK = 64;
@@ -34,7 +34,8 @@ export interface Credits {
   reset(): void;
   /** Gives unspent credits back (idle, or closing). */
   giveBack(): Promise<void>;
-  stop(): void;
+  /** Stops the idle timer and waits for a grant under way. */
+  stop(): Promise<void>;
 }
 
 export function createCredits(sql: Sql, opts: { me: string; max: number; now: () => number }): Credits {
@@ -43,6 +44,9 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
   let waiting: Array<(ok: boolean) => void> = [];
   let granting: Promise<void> | null = null;
   let lastTake = 0;
+  // What queue_credit says this instance holds (as last written): more than it holds once
+  // its spent credits committed, until it writes again.
+  let recorded = 0;
 
   async function grant(): Promise<void> {
     const want = waiting.length;
@@ -66,6 +70,7 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
           RETURNING credits - ${held}::bigint AS granted`;
         return r!.granted;
       });
+      recorded = held + granted;
     } catch {
       // Nothing granted (whether or not it committed: a record too high only refuses early).
     }
@@ -87,20 +92,26 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
     if (granting) return;
     granting = grant().finally(() => {
       granting = null;
-      // Waiters that came during the grant, or credits running low: the next one.
-      if (waiting.length > 0 || unspent < CREDIT_BLOCK / 4) startGrant();
+      // Waiters that came during the grant: the next one. (Not merely because credits are low:
+      // with the queue full that would ask again and again; the next take() asks.)
+      if (waiting.length > 0) startGrant();
     });
   }
 
   async function writeBack(): Promise<void> {
     unspent = 0;
     // What is in flight stays recorded; the rows it commits are counted by queue_depth.
-    await sql`UPDATE queue_credit SET credits = ${inFlight}, updated_at = ${opts.now()} WHERE instance_id = ${opts.me}`
-      .catch(() => undefined);
+    const held = inFlight;
+    try {
+      await sql`UPDATE queue_credit SET credits = ${held}, updated_at = ${opts.now()} WHERE instance_id = ${opts.me}`;
+      recorded = held;
+    } catch {
+      // Still recorded as before: refusing early, never admitting too many.
+    }
   }
 
   const idle = setInterval(() => {
-    if (unspent > 0 && !granting && opts.now() - lastTake >= IDLE_MS) void credits.giveBack();
+    if (recorded > inFlight && !granting && opts.now() - lastTake >= IDLE_MS) void credits.giveBack();
   }, IDLE_MS);
   idle.unref();
 
@@ -125,6 +136,7 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
     },
     reset(): void {
       unspent = 0;
+      recorded = 0;
     },
     async giveBack(): Promise<void> {
       while (granting) await granting;
@@ -135,8 +147,9 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
       });
       await granting;
     },
-    stop(): void {
+    async stop(): Promise<void> {
       clearInterval(idle);
+      while (granting) await granting;
     },
   };
   return credits;

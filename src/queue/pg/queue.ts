@@ -3,7 +3,7 @@ import type { Sql, TransactionSql } from 'postgres';
 import { originOf } from '../../core/origin.ts';
 import { hashToken, maskToken } from '../../core/token.ts';
 import type { RequestView } from '../../core/types.ts';
-import type { Decided } from '../authcache.ts';
+import { UNKNOWN_TOKENS_MAX, type Decided } from '../authcache.ts';
 import type { CommitterHooks } from '../committer.ts';
 import { IDEMPOTENCY_TTL_MS } from '../intake.ts';
 import type {
@@ -11,6 +11,7 @@ import type {
   Queue,
 } from '../queue.ts';
 import { REQUEST_COLUMNS, requestView, type AttemptRow, type RequestRow } from '../reads.ts';
+import { createPgBound } from './bound.ts';
 import { createCredits } from './credits.ts';
 import { createPgGroup } from './group.ts';
 import { decideFacts } from './facts.ts';
@@ -41,6 +42,8 @@ export interface PgQueueOptions {
   /** QUEUE_MAX_SIZE: open requests across every instance. */
   maxOpen: number;
   maxCacheEntries: number;
+  /** unknown_tokens' bound (tests); default UNKNOWN_TOKENS_MAX. */
+  maxUnknown?: number;
   keysRequired: boolean;
   now?: () => number;
   hooks?: CommitterHooks;
@@ -67,6 +70,8 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
   // instance that can take the lock knows this one is gone and hands its leases back.
   const life = await holdLife(opts.life, sql, me, { pid: process.pid, host: hostname(), startedAt: now() });
   const credits = createCredits(sql, { me, max: opts.maxOpen, now });
+  const cacheBound = createPgBound('authorizer_cache', 'last_used_at', opts.maxCacheEntries);
+  const unknownBound = createPgBound('unknown_tokens', 'last_seen_at', opts.maxUnknown ?? UNKNOWN_TOKENS_MAX);
   let listening: { unlisten(): Promise<void> } | null = null;
   let onWake: () => void = () => undefined;
   // Instances that died: their leases are handed back as soon as their session is gone,
@@ -173,32 +178,41 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
   }
 
   async function recordAuth(tx: TransactionSql, decisions: DecisionWrite['decision'][], requests: Map<string, Decided>, at: number) {
-    const writes: Promise<unknown>[] = [];
+    // Each write tells whether it added a row (xmax = 0: inserted, not updated): the bounds count those.
+    type Added = Array<{ added: boolean }>;
+    const cache: Promise<Added>[] = [];
+    const unknown: Promise<Added>[] = [];
     for (const d of decisions) {
       if (d.cache_put) {
         const c = d.cache_put;
-        writes.push(tx`INSERT INTO authorizer_cache
+        cache.push(tx<Added>`INSERT INTO authorizer_cache
             (token_hash, token_type, station_id, status, reason, stored_at, fresh_until, last_used_at)
           VALUES (${c.token_hash}, ${c.token_type}, ${c.station_id}, ${c.status}, ${c.reason}, ${c.stored_at}, ${c.fresh_until}, ${at})
           ON CONFLICT (token_hash, token_type, station_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-            stored_at = excluded.stored_at, fresh_until = excluded.fresh_until, last_used_at = excluded.last_used_at`);
+            stored_at = excluded.stored_at, fresh_until = excluded.fresh_until, last_used_at = excluded.last_used_at
+          RETURNING (xmax = 0) AS added`);
       } else if (d.cache_used) {
         const c = d.cache_used;
-        writes.push(tx`UPDATE authorizer_cache SET last_used_at = ${at}
-          WHERE token_hash = ${c.token_hash} AND token_type = ${c.token_type} AND station_id = ${c.station_id}`);
+        cache.push(tx<Added>`UPDATE authorizer_cache SET last_used_at = ${at}
+          WHERE token_hash = ${c.token_hash} AND token_type = ${c.token_type} AND station_id = ${c.station_id}
+          RETURNING false AS added`);
       }
       const req = requests.get(d.id);
       if (d.unknown_token && req?.driver_token) {
-        writes.push(tx`INSERT INTO unknown_tokens
+        unknown.push(tx<Added>`INSERT INTO unknown_tokens
             (token_hash, station_id, token_mask, seen_count, first_seen_at, last_seen_at, last_status, last_reason, last_request_id)
           VALUES (${hashToken(req.driver_token)}, ${req.station_id.toLowerCase()}, ${maskToken(req.driver_token)}, 1, ${at}, ${at},
             ${d.status}, ${d.reason}, ${d.id})
           ON CONFLICT (token_hash, station_id) DO UPDATE SET seen_count = unknown_tokens.seen_count + 1,
             last_seen_at = excluded.last_seen_at, last_status = excluded.last_status, last_reason = excluded.last_reason,
-            last_request_id = excluded.last_request_id`);
+            last_request_id = excluded.last_request_id
+          RETURNING (xmax = 0) AS added`);
       }
     }
-    await Promise.all(writes);
+    const added = async (writes: Promise<Added>[]) => (await Promise.all(writes)).filter(([r]) => r?.added).length;
+    const [newCache, newUnknown] = await Promise.all([added(cache), added(unknown)]);
+    if (cache.length > 0) await cacheBound.after(tx, newCache);
+    if (unknown.length > 0) await unknownBound.after(tx, newUnknown);
   }
 
   const prunes: Record<PruneKind, (tx: TransactionSql, cutoff: number, limit: number) => Promise<number>> = {
@@ -382,7 +396,7 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
       clearInterval(reaper);
       keys.stop();
       await keys.flushUsage().catch(() => undefined);
-      credits.stop();
+      await credits.stop();
       await group.drain();
       await listening?.unlisten().catch(() => undefined);
       await sql`DELETE FROM queue_credit WHERE instance_id = ${me}`.catch(() => undefined);

@@ -26,7 +26,7 @@ const IDLE_MS = 1000;
 const GRANT_LOCK = 0x63670002;
 
 export interface Credits {
-  /** One credit for one accept: false when the shared queue has no room for it. */
+  /** One credit for one accept: false when the shared queue has no room; rejects when the database failed. */
   take(): Promise<boolean>;
   /** The accept that took a credit settled; `written`: its row may be in the table. */
   settle(written: boolean): void;
@@ -41,7 +41,7 @@ export interface Credits {
 export function createCredits(sql: Sql, opts: { me: string; max: number; now: () => number }): Credits {
   let unspent = 0;
   let inFlight = 0;
-  let waiting: Array<(ok: boolean) => void> = [];
+  let waiting: Array<{ resolve: (ok: boolean) => void; reject: (err: unknown) => void }> = [];
   let granting: Promise<void> | null = null;
   let lastTake = 0;
   // What queue_credit says this instance holds (as last written): more than it holds once
@@ -52,6 +52,7 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
     const want = waiting.length;
     const held = unspent + inFlight;
     let granted = 0;
+    let failed: unknown = null;
     try {
       granted = await sql.begin(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${GRANT_LOCK})`;
@@ -61,9 +62,8 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
         const [r] = await tx<Array<{ granted: number }>>`WITH used AS (
             SELECT (SELECT COALESCE(SUM(open), 0) FROM queue_depth_shard)
                  + (SELECT COALESCE(SUM(credits), 0) FROM queue_credit WHERE instance_id <> ${opts.me}) AS n),
-          g AS (SELECT GREATEST(0, LEAST(${opts.max}::bigint - n - ${held}::bigint,
-                                         GREATEST(${want}::bigint, LEAST(${CREDIT_BLOCK}::bigint, (${opts.max}::bigint - n - ${held}::bigint) / 8))))
-                       AS granted FROM used)
+          room AS (SELECT ${opts.max}::bigint - n - ${held}::bigint AS r FROM used),
+          g AS (SELECT GREATEST(0, LEAST(r, GREATEST(${want}::bigint, LEAST(${CREDIT_BLOCK}::bigint, r / 8)))) AS granted FROM room)
           INSERT INTO queue_credit (instance_id, credits, updated_at)
           SELECT ${opts.me}, ${held}::bigint + granted, ${opts.now()} FROM g
           ON CONFLICT (instance_id) DO UPDATE SET credits = excluded.credits, updated_at = excluded.updated_at
@@ -71,18 +71,24 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
         return r!.granted;
       });
       recorded = held + granted;
-    } catch {
-      // Nothing granted (whether or not it committed: a record too high only refuses early).
+    } catch (err) {
+      // Nothing granted. Whether it committed is unknown: the record may be higher than what
+      // this instance holds (refusing early, never admitting too many) until it writes again.
+      failed = err;
+      recorded = Number.MAX_SAFE_INTEGER;
     }
     unspent += granted;
     const served = waiting.slice(0, want);
     waiting = waiting.slice(want);
-    for (const resolve of served) {
+    for (const w of served) {
       if (unspent > 0) {
         unspent--;
         inFlight++;
-        resolve(true);
-      } else resolve(false);
+        w.resolve(true);
+      } else if (failed !== null) {
+        // The database, not the queue, is the reason: the accept fails as a failed commit would.
+        w.reject(failed);
+      } else w.resolve(false);
     }
   }
 
@@ -125,8 +131,8 @@ export function createCredits(sql: Sql, opts: { me: string; max: number; now: ()
         if (unspent < CREDIT_BLOCK / 4) startGrant();
         return Promise.resolve(true);
       }
-      return new Promise<boolean>((resolve) => {
-        waiting.push(resolve);
+      return new Promise<boolean>((resolve, reject) => {
+        waiting.push({ resolve, reject });
         startGrant();
       });
     },

@@ -1,8 +1,9 @@
 // Accept throughput by engine, same run (a first cut of issue 12's bench rows): SQLite, one
 // PostgreSQL instance, two PostgreSQL instances on one database (the load split between
 // them). The services (and PostgreSQL) get CPU 0 where taskset exists, autocannon and the
-// receiver CPU 1. Read the ratios: the box is small and shared.
-//   npm run build && npx node bench/pgaccept.ts [seconds]   (PG_URL: an admin connection)
+// receiver CPU 1. Read the ratios: the box is small and shared. With BASE_BIN (another
+// build, e.g. of main), its PostgreSQL rows run too, alternating with this build's.
+//   npm run build && npx node bench/pgaccept.ts [seconds] [rounds]   (PG_URL: an admin connection)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import { start, type Child } from './lib.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(ROOT, 'dist', 'chargegate');
 const SECONDS = Number(process.argv[2] ?? 10);
+const ROUNDS = Number(process.argv[3] ?? 2);
+const BASE = process.env.BASE_BIN ?? null;
 const ADMIN = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 const STATION = '123e4567-e89b-12d3-a456-426614174000';
@@ -25,8 +28,8 @@ try {
   pin = true;
 } catch {}
 
-const svc = (env: Record<string, string>): Promise<Child> =>
-  start(pin ? 'taskset' : BIN, pin ? ['-c', '0', BIN, 'serve'] : ['serve'], {
+const svc = (env: Record<string, string>, bin = BIN): Promise<Child> =>
+  start(pin ? 'taskset' : bin, pin ? ['-c', '0', bin, 'serve'] : ['serve'], {
     HOST: '127.0.0.1', PORT: '0', CHARGEGATE_CACHE_DIR: join(work, 'cache'), LOG_LEVEL: 'info', WORKERS: '2',
     QUEUE_MAX_SIZE: '10000000', ...env,
   });
@@ -55,18 +58,24 @@ async function load(ports: number[], rxPort: number, seconds: number) {
 
 const rx = await start(pin ? 'taskset' : process.execPath, [...(pin ? ['-c', '1', process.execPath] : []), join(ROOT, 'bench', 'receiver.ts')], {});
 const rows: Array<Record<string, unknown>> = [];
-for (const round of [0, 1]) {
-  for (const name of round ? ['postgres x2', 'postgres x1', 'sqlite'] : ['sqlite', 'postgres x1', 'postgres x2']) {
+const NAMES = ['sqlite', 'postgres x1', 'postgres x2', ...(BASE ? ['base postgres x1', 'base postgres x2'] : [])];
+const dbs: string[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  // Alternating order: every contestant runs early in one round and late in the next.
+  for (const name of round % 2 ? [...NAMES].reverse() : NAMES) {
     let env: Record<string, string>;
     if (name === 'sqlite') {
       const path = join(work, `r${round}.db`);
       execFileSync(BIN, ['acl', 'add', TOKEN, '--db', path], { env: { PATH: process.env.PATH ?? '', CHARGEGATE_CACHE_DIR: join(work, 'cache') } });
       env = { DB_PATH: path };
     } else {
-      const url = await pgDatabase(`cg_bench_${round}_${name.endsWith('2') ? 2 : 1}`);
+      const db = `cg_bench_${round}_${name.startsWith('base') ? 'b' : 'n'}${name.endsWith('2') ? 2 : 1}`;
+      dbs.push(db);
+      const url = await pgDatabase(db);
       env = { DATABASE_URL: url };
     }
-    const services = await Promise.all(Array.from({ length: name.endsWith('x2') ? 2 : 1 }, () => svc(env)));
+    const bin = name.startsWith('base') ? BASE! : BIN;
+    const services = await Promise.all(Array.from({ length: name.endsWith('x2') ? 2 : 1 }, () => svc(env, bin)));
     if (name !== 'sqlite') {
       const sql = postgres(env.DATABASE_URL!, { max: 1, onnotice: () => undefined });
       await sql`INSERT INTO acl (token) VALUES (${TOKEN}) ON CONFLICT DO NOTHING`;
@@ -82,6 +91,14 @@ for (const round of [0, 1]) {
 }
 await rx.stop();
 const admin = postgres(ADMIN, { max: 1, onnotice: () => undefined });
-for (const name of ['cg_bench_0_1', 'cg_bench_0_2', 'cg_bench_1_1', 'cg_bench_1_2']) await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+for (const name of dbs) await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 await admin.end();
 console.log(JSON.stringify(rows));
+// Medians over the rounds, and each round's ratio to SQLite of the same round.
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+for (const name of NAMES) {
+  const mine = rows.filter((r) => r.engine === name);
+  const ratios = mine.map((r) => (r.rps as number) / (rows.find((s) => s.engine === 'sqlite' && s.round === r.round)!.rps as number));
+  console.log(`${name.padEnd(18)} req/s ${mine.map((r) => r.rps).join(' / ')}  median ${median(mine.map((r) => r.rps as number))}`
+    + `  vs sqlite ${ratios.map((x) => x.toFixed(2)).join(' / ')}  median ${median(ratios).toFixed(2)}`);
+}

@@ -23,6 +23,8 @@ export interface SqliteQueueOptions {
   path: string;
   /** AUTHORIZER_CACHE_MAX_ENTRIES */
   maxCacheEntries: number;
+  /** unknown_tokens' bound (tests); default UNKNOWN_TOKENS_MAX. */
+  maxUnknown?: number;
   /** API_KEYS_REQUIRED */
   keysRequired: boolean;
   now?: () => number;
@@ -36,7 +38,9 @@ export interface SqliteQueueOptions {
 export function createSqliteQueue(db: Db, opts: SqliteQueueOptions): Queue & { readonly db: Db } {
   const store = createStore(db);
   const committer = createCommitter(db, opts.hooks);
-  const authStore = createAuthStore(db, { maxEntries: opts.maxCacheEntries });
+  const authStore = createAuthStore(db, {
+    maxEntries: opts.maxCacheEntries, ...(opts.maxUnknown ? { maxUnknown: opts.maxUnknown } : {}),
+  });
   const keyring = createKeyring(db, { required: opts.keysRequired, ...(opts.now ? { now: opts.now } : {}) });
   const reads = createReads(db);
   const probe = createProbe(db);

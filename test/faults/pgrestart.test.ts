@@ -73,7 +73,9 @@ describe('PostgreSQL restart under load', { skip: CLUSTER_SKIP }, () => {
       });
       const ready = async () => (await fetch(`${svc.base}/health/ready`, { signal: AbortSignal.timeout(HANG_MS) })).status;
 
-      await waitFor(() => tally.accepted.length >= 50, { what: '50 accepted before the stop' });
+      // A generous bound: on the shared 2-core box 50 accepts once took more than 10 s (a loop of
+      // 30 runs of this file, 2026-11-30), which is load, not a hang.
+      await waitFor(() => tally.accepted.length >= 50, { what: '50 accepted before the stop', timeoutMs: 30_000 });
       await cluster.stop(mode);
       const before = tally.accepted.length;
       const refusedBefore = tally.refused;
@@ -85,7 +87,10 @@ describe('PostgreSQL restart under load', { skip: CLUSTER_SKIP }, () => {
           // everything else here (503s, no loss, resuming) stays a failure.
           t.todo('the service exited at a database restart: intermittent, cause not found yet');
           const tail = svc.raw.slice(-15).join('\n');
-          assert.fail(`the service exited (${svc.child.exitCode ?? svc.child.signalCode}): ${svc.stderr().slice(-1500)}\n${tail}`);
+          // The signal tells a kill from outside (SIGKILL: the OOM killer, another job's cleanup)
+          // from an exit of its own (a code; 1 with a "fatal" log line is an unhandled error).
+          assert.fail(`the service exited (code ${svc.child.exitCode}, signal ${svc.child.signalCode}): `
+            + `${svc.stderr().slice(-1500)}\n${tail}`);
         }
         if (tally.other.length > 0) {
           assert.fail(`unexpected answers: ${tally.other.slice(0, 5).join('; ')}\n${svc.raw.slice(-8).join('\n')}`);

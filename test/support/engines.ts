@@ -41,6 +41,9 @@ export interface Opened {
 
 export interface QueueOpts {
   maxOpen?: number;
+  /** AUTHORIZER_CACHE_MAX_ENTRIES (default 1000) and the unknown_tokens bound (default UNKNOWN_TOKENS_MAX). */
+  maxCacheEntries?: number;
+  maxUnknown?: number;
   now?: () => number;
   onCommit?: () => void;
 }
@@ -93,7 +96,8 @@ async function openPg(t: T, url: string, schema: string, opts: QueueOpts): Promi
   await migratePg(sql);
   const life = connectPg(url, { schema, max: 1 });
   const queue = await createPgQueue(sql, {
-    where: url, life, instanceId: randomBytes(8).toString('hex'), maxOpen: opts.maxOpen ?? 1_000_000, maxCacheEntries: 1000,
+    where: url, life, instanceId: randomBytes(8).toString('hex'), maxOpen: opts.maxOpen ?? 1_000_000,
+    maxCacheEntries: opts.maxCacheEntries ?? 1000, ...(opts.maxUnknown ? { maxUnknown: opts.maxUnknown } : {}),
     keysRequired: false, ...(opts.now ? { now: opts.now } : {}), hooks: { onCommit: () => opts.onCommit?.() },
   });
   let closed = false;
@@ -120,7 +124,8 @@ export const ENGINES: Engine[] = [
       const db = openDb(path, { busyTimeoutMs: 1000 });
       migrate(db);
       const queue = createSqliteQueue(db, {
-        path, maxCacheEntries: 1000, keysRequired: false, ...(opts.now ? { now: opts.now } : {}),
+        path, maxCacheEntries: opts.maxCacheEntries ?? 1000, ...(opts.maxUnknown ? { maxUnknown: opts.maxUnknown } : {}),
+        keysRequired: false, ...(opts.now ? { now: opts.now } : {}),
         hooks: { onCommit: () => opts.onCommit?.() },
       });
       t.after(() => queue.close().catch(() => undefined));

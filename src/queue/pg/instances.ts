@@ -3,7 +3,7 @@ import type { Sql } from 'postgres';
 // Taking over from instances that died. Each live instance holds a session advisory lock
 // named after its id (src/queue/pg/queue.ts). An instance whose lock can be taken has no
 // session any more: its leases are handed back at once (due now) instead of waiting out
-// their expiry, and its service_instance row goes.
+// their expiry, and its service_instance and queue_credit rows go.
 
 export async function releaseDeadInstances(sql: Sql, me: string, now: number): Promise<{ instances: number; released: number }> {
   const others = await sql<Array<{ id: string }>>`SELECT id FROM service_instance WHERE id <> ${me}`;
@@ -18,6 +18,8 @@ export async function releaseDeadInstances(sql: Sql, me: string, now: number): P
             state = CASE WHEN decision_status IS NULL THEN 'queued' ELSE state END
         WHERE locked_by = ${id} AND locked_at IS NOT NULL AND state IN ('queued','authorizing','delivering')`;
       await tx`DELETE FROM service_instance WHERE id = ${id}`;
+      // The room it held for accepts (src/queue/pg/credits.ts) is free again.
+      await tx`DELETE FROM queue_credit WHERE instance_id = ${id}`;
       return r.count;
     });
     if (n === null) continue;

@@ -3,13 +3,15 @@ import type { Sql, TransactionSql } from 'postgres';
 import { originOf } from '../../core/origin.ts';
 import { hashToken, maskToken } from '../../core/token.ts';
 import type { RequestView } from '../../core/types.ts';
-import type { Decided } from '../authcache.ts';
+import { UNKNOWN_TOKENS_MAX, type Decided } from '../authcache.ts';
 import type { CommitterHooks } from '../committer.ts';
 import { IDEMPOTENCY_TTL_MS } from '../intake.ts';
 import type {
   AcceptOutcome, AttemptRecord, Claim, ClaimedRow, ClaimRequest, ClaimResult, DecisionWrite, KeyHit, NewRequest, PruneKind,
   Queue,
 } from '../queue.ts';
+import { createPgBound } from './bound.ts';
+import { createCredits } from './credits.ts';
 import { createPgGroup } from './group.ts';
 import { decideFacts } from './facts.ts';
 import { createPgKeys } from './keys.ts';
@@ -20,8 +22,8 @@ import { pgRequestView } from './reads.ts';
 // instances on one database. Claims take rows with FOR UPDATE SKIP LOCKED in due order, so
 // two instances never claim the same row; leases carry the owning instance (locked_by) and
 // are fenced as in SQLite (claim_count + locked_at: a write that changes no row means the
-// row is not ours any more). QUEUE_MAX_SIZE holds across instances through queue_depth, a
-// row kept by triggers, read and locked by each accept. Instances wake each other with
+// row is not ours any more). QUEUE_MAX_SIZE holds across instances through the room each
+// instance takes in blocks (credits.ts): an accept locks nothing shared. Instances wake each other with
 // NOTIFY when they leave work in the table for anyone to claim.
 
 /** The channel instances NOTIFY on when rows became claimable by anyone. */
@@ -40,6 +42,8 @@ export interface PgQueueOptions {
   /** QUEUE_MAX_SIZE: open requests across every instance. */
   maxOpen: number;
   maxCacheEntries: number;
+  /** unknown_tokens' bound (tests); default UNKNOWN_TOKENS_MAX. */
+  maxUnknown?: number;
   keysRequired: boolean;
   now?: () => number;
   hooks?: CommitterHooks;
@@ -65,12 +69,19 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
   // Liveness: a session holds this instance's advisory lock while it lives; another
   // instance that can take the lock knows this one is gone and hands its leases back.
   const life = await holdLife(opts.life, sql, me, { pid: process.pid, host: hostname(), startedAt: now() });
+  const credits = createCredits(sql, { me, max: opts.maxOpen, now });
+  const cacheBound = createPgBound('authorizer_cache', 'last_used_at', opts.maxCacheEntries);
+  const unknownBound = createPgBound('unknown_tokens', 'last_seen_at', opts.maxUnknown ?? UNKNOWN_TOKENS_MAX);
   let listening: { unlisten(): Promise<void> } | null = null;
   let onWake: () => void = () => undefined;
   // Instances that died: their leases are handed back as soon as their session is gone,
   // rather than when the leases expire.
   const reaper = setInterval(() => {
-    life.check().then(() => releaseDeadInstances(sql, me, now())).then((r) => {
+    life.check().then((lost) => {
+      // Others may have taken this instance for dead meanwhile and dropped its credits row.
+      if (lost) credits.reset();
+      return releaseDeadInstances(sql, me, now());
+    }).then((r) => {
       if (r.released > 0) onWake();
     }, () => undefined);
   }, REAP_MS);
@@ -80,20 +91,39 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
     notify = true;
   };
 
-  async function insertRow(tx: TransactionSql, row: NewRequest, leaseMs: number | null): Promise<boolean> {
+  async function insertRow(tx: TransactionSql, row: NewRequest, leaseMs: number | null): Promise<void> {
     const origin = row.origin ?? originOf(row.callback_url);
     const claimed = leaseMs !== null;
-    // Written only while the queue shared by all instances has room; locking the counter
-    // row makes concurrent accepts of all instances take turns on that check.
-    const r = await tx`INSERT INTO charging_requests
+    // The room for it was taken beforehand (credits): nothing shared is locked here.
+    await tx`INSERT INTO charging_requests
       (id, station_id, driver_token, token_hash, token_mask, token_type, callback_url, origin, client, state,
        created_at, updated_at, due_at, locked_at, locked_by, claim_count)
-      SELECT ${row.id}, ${row.station_id}, ${row.driver_token}, ${row.token_hash}, ${row.token_mask},
+      VALUES (${row.id}, ${row.station_id}, ${row.driver_token}, ${row.token_hash}, ${row.token_mask},
         ${row.token_type ?? 'RFID'}, ${row.callback_url}, ${origin}, ${row.client ?? null}, ${claimed ? 'authorizing' : 'queued'},
         ${row.created_at}, ${row.created_at}, ${claimed ? row.created_at + leaseMs : row.created_at},
-        ${claimed ? row.created_at : null}, ${claimed ? me : null}, ${claimed ? 1 : 0}
-      WHERE (SELECT open FROM queue_depth WHERE id = 1 FOR UPDATE) < ${opts.maxOpen}`;
-    return r.count === 1;
+        ${claimed ? row.created_at : null}, ${claimed ? me : null}, ${claimed ? 1 : 0})`;
+  }
+
+  async function acceptOp(tx: TransactionSql, row: NewRequest, key: string | null, bodyHash: string | null,
+    leaseMs: number | null): Promise<AcceptOutcome> {
+    if (key !== null) {
+      // The key is unique across instances: a key another instance committed first (and
+      // not yet expired) answers for this request, which is then not written.
+      const expired = row.created_at - IDEMPOTENCY_TTL_MS;
+      const got = await tx`INSERT INTO idempotency_keys (key, body_hash, request_id, created_at)
+        VALUES (${key}, ${bodyHash!}, ${row.id}, ${row.created_at})
+        ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, request_id = excluded.request_id,
+          created_at = excluded.created_at
+        WHERE idempotency_keys.created_at < ${expired}
+        RETURNING key`;
+      if (got.length === 0) {
+        const [first] = await tx<KeyHit[]>`SELECT body_hash, request_id FROM idempotency_keys WHERE key = ${key}`;
+        return first!;
+      }
+    }
+    await insertRow(tx, row, leaseMs);
+    if (leaseMs === null) wake();
+    return null;
   }
 
   async function claimUndecided(tx: TransactionSql, at: number, limit: number, leaseMs: number): Promise<ClaimedRow[]> {
@@ -148,32 +178,41 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
   }
 
   async function recordAuth(tx: TransactionSql, decisions: DecisionWrite['decision'][], requests: Map<string, Decided>, at: number) {
-    const writes: Promise<unknown>[] = [];
+    // Each write tells whether it added a row (xmax = 0: inserted, not updated): the bounds count those.
+    type Added = Array<{ added: boolean }>;
+    const cache: Promise<Added>[] = [];
+    const unknown: Promise<Added>[] = [];
     for (const d of decisions) {
       if (d.cache_put) {
         const c = d.cache_put;
-        writes.push(tx`INSERT INTO authorizer_cache
+        cache.push(tx<Added>`INSERT INTO authorizer_cache
             (token_hash, token_type, station_id, status, reason, stored_at, fresh_until, last_used_at)
           VALUES (${c.token_hash}, ${c.token_type}, ${c.station_id}, ${c.status}, ${c.reason}, ${c.stored_at}, ${c.fresh_until}, ${at})
           ON CONFLICT (token_hash, token_type, station_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-            stored_at = excluded.stored_at, fresh_until = excluded.fresh_until, last_used_at = excluded.last_used_at`);
+            stored_at = excluded.stored_at, fresh_until = excluded.fresh_until, last_used_at = excluded.last_used_at
+          RETURNING (xmax = 0) AS added`);
       } else if (d.cache_used) {
         const c = d.cache_used;
-        writes.push(tx`UPDATE authorizer_cache SET last_used_at = ${at}
-          WHERE token_hash = ${c.token_hash} AND token_type = ${c.token_type} AND station_id = ${c.station_id}`);
+        cache.push(tx<Added>`UPDATE authorizer_cache SET last_used_at = ${at}
+          WHERE token_hash = ${c.token_hash} AND token_type = ${c.token_type} AND station_id = ${c.station_id}
+          RETURNING false AS added`);
       }
       const req = requests.get(d.id);
       if (d.unknown_token && req?.driver_token) {
-        writes.push(tx`INSERT INTO unknown_tokens
+        unknown.push(tx<Added>`INSERT INTO unknown_tokens
             (token_hash, station_id, token_mask, seen_count, first_seen_at, last_seen_at, last_status, last_reason, last_request_id)
           VALUES (${hashToken(req.driver_token)}, ${req.station_id.toLowerCase()}, ${maskToken(req.driver_token)}, 1, ${at}, ${at},
             ${d.status}, ${d.reason}, ${d.id})
           ON CONFLICT (token_hash, station_id) DO UPDATE SET seen_count = unknown_tokens.seen_count + 1,
             last_seen_at = excluded.last_seen_at, last_status = excluded.last_status, last_reason = excluded.last_reason,
-            last_request_id = excluded.last_request_id`);
+            last_request_id = excluded.last_request_id
+          RETURNING (xmax = 0) AS added`);
       }
     }
-    await Promise.all(writes);
+    const added = async (writes: Promise<Added>[]) => (await Promise.all(writes)).filter(([r]) => r?.added).length;
+    const [newCache, newUnknown] = await Promise.all([added(cache), added(unknown)]);
+    if (cache.length > 0) await cacheBound.after(tx, newCache);
+    if (unknown.length > 0) await unknownBound.after(tx, newUnknown);
   }
 
   const prunes: Record<PruneKind, (tx: TransactionSql, cutoff: number, limit: number) => Promise<number>> = {
@@ -200,32 +239,17 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
   return {
     engine: 'postgres',
     where: opts.where,
-    accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<AcceptOutcome> {
-      return group.run(async (tx) => {
-        if (key !== null) {
-          // The key is unique across instances: a key another instance committed first (and
-          // not yet expired) answers for this request, which is then not written.
-          const expired = row.created_at - IDEMPOTENCY_TTL_MS;
-          const got = await tx`INSERT INTO idempotency_keys (key, body_hash, request_id, created_at)
-            VALUES (${key}, ${bodyHash!}, ${row.id}, ${row.created_at})
-            ON CONFLICT (key) DO UPDATE SET body_hash = excluded.body_hash, request_id = excluded.request_id,
-              created_at = excluded.created_at
-            WHERE idempotency_keys.created_at < ${expired}
-            RETURNING key`;
-          if (got.length === 0) {
-            const [first] = await tx<KeyHit[]>`SELECT body_hash, request_id FROM idempotency_keys WHERE key = ${key}`;
-            return first!;
-          }
-          if (!(await insertRow(tx, row, leaseMs))) {
-            await tx`DELETE FROM idempotency_keys WHERE key = ${key} AND request_id = ${row.id}`;
-            return 'full';
-          }
-        } else if (!(await insertRow(tx, row, leaseMs))) {
-          return 'full';
-        }
-        if (leaseMs === null) wake();
-        return null;
-      });
+    async accept(row: NewRequest, key: string | null, bodyHash: string | null, leaseMs: number | null): Promise<AcceptOutcome> {
+      if (!(await credits.take())) return 'full';
+      // Unless the op surely wrote nothing, its credit stays spent (counted until the next grant).
+      let written = true;
+      try {
+        const outcome = await group.run(async (tx) => acceptOp(tx, row, key, bodyHash, leaseMs));
+        written = outcome === null;
+        return outcome;
+      } finally {
+        credits.settle(written);
+      }
     },
     async findKey(key, notBefore) {
       const [r] = await sql<KeyHit[]>`SELECT body_hash, request_id FROM idempotency_keys WHERE key = ${key} AND created_at >= ${notBefore}`;
@@ -368,8 +392,10 @@ export async function createPgQueue(sql: Sql, opts: PgQueueOptions): Promise<Que
       clearInterval(reaper);
       await keys.stop();
       await keys.flushUsage().catch(() => undefined);
+      await credits.stop();
       await group.drain();
       await listening?.unlisten().catch(() => undefined);
+      await sql`DELETE FROM queue_credit WHERE instance_id = ${me}`.catch(() => undefined);
       await sql`DELETE FROM service_instance WHERE id = ${me}`.catch(() => undefined);
       await life.release().catch(() => undefined);
       await sql.end({ timeout: 5 });

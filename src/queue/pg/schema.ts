@@ -282,4 +282,50 @@ SELECT a.token, a.group_name,
 FROM acl a LEFT JOIN acl_groups g ON g.name = a.group_name;
 `,
   },
+  {
+    version: 2,
+    name: 'queue bound without a shared row lock per accept: depth in per-backend shards, per-instance credits',
+    // Every accept used to lock the one queue_depth row (and every statement changing the open
+    // count updated it): the groups of all instances committed one after another, waiting on
+    // that lock (bench/pgwaits.ts). Each backend now adds to its own shard (a pool's backends
+    // have consecutive pids, so they rarely share one); queue_depth stays, as a view of the
+    // sum. Accepts check no counter: instances take room in blocks (src/queue/pg/credits.ts)
+    // and record here what they hold.
+    sql: `
+CREATE TABLE queue_depth_shard (
+  shard integer PRIMARY KEY,
+  open  bigint NOT NULL
+);
+INSERT INTO queue_depth_shard
+  SELECT s, CASE WHEN s = 0 THEN (SELECT open FROM queue_depth WHERE id = 1) ELSE 0 END FROM generate_series(0, 63) s;
+DROP TABLE queue_depth;
+CREATE VIEW queue_depth AS SELECT 1 AS id, COALESCE(SUM(open), 0)::bigint AS open FROM queue_depth_shard;
+CREATE OR REPLACE FUNCTION cg_depth_ins() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE queue_depth_shard SET open = open + d FROM (SELECT SUM(cg_open(state)) AS d FROM new_rows) x
+    WHERE shard = pg_backend_pid() % 64 AND d <> 0;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION cg_depth_upd() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE queue_depth_shard SET open = open + d
+    FROM (SELECT COALESCE((SELECT SUM(cg_open(state)) FROM new_rows), 0) - COALESCE((SELECT SUM(cg_open(state)) FROM old_rows), 0) AS d) x
+    WHERE shard = pg_backend_pid() % 64 AND d <> 0;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION cg_depth_del() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE queue_depth_shard SET open = open - d FROM (SELECT SUM(cg_open(state)) AS d FROM old_rows) x
+    WHERE shard = pg_backend_pid() % 64 AND d <> 0;
+  RETURN NULL;
+END $$;
+-- Room each running instance holds for its accepts (unspent, or spent by a transaction not yet
+-- committed, at its last grant); a dead instance's row goes with its leases.
+CREATE TABLE queue_credit (
+  instance_id text PRIMARY KEY,
+  credits     bigint NOT NULL CHECK (credits >= 0),
+  updated_at  bigint NOT NULL
+);
+`,
+  },
 ];

@@ -75,6 +75,7 @@ try {
         callback_p50: res.callback.p50, callback_p99: res.callback.p99, callback_max: res.callback.max,
         send_lag_max: res.send_lag_max_ms, commit_blocked_ms: Math.round(commitSum * 1000),
         cpu_main_ms: cpu('MainThread'), cpu_workers_ms: cpu('WorkerThread'), cpu_gc_ms: cpu('V8Worker'),
+        cpu_libuv_ms: cpu('libuv-worker'),
       };
       (runs.get(v.name) ?? runs.set(v.name, []).get(v.name)!).push(row);
       process.stderr.write(`tail: round ${r + 1} ${v.name}: ${JSON.stringify(row)}\n`);

@@ -14,7 +14,8 @@
 //   total      due -> callback received
 // A variant's `@flags` are node/V8 flags for that run. Printed per variant and round: p50/p99/max of each hop over all requests, and over the
 // slowest 1 % (by total) the median of each hop, how often each hop was the largest, and
-// how many overlapped a main-thread stall or GC pause or a worker's (from the trace).
+// how many overlapped a main-thread stall or GC pause or a worker's (from the trace); the
+// p99 of total per second of the run; each thread's CPU and time waiting for the core.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,7 @@ const { values: o } = parseArgs({
   options: {
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
     variant: { type: 'string', multiple: true, default: ['default:{}'] },
     /** Keep the trace and dump files in this folder (to look at one episode). */
@@ -93,6 +95,14 @@ function analyse(traceFile: string, dumpFile: string) {
     const xs = rows.map((r) => r[h]).sort((a, b) => a - b);
     return [h, `${r2(percentile(xs, 0.5))}/${r2(percentile(xs, 0.99))}/${r2(xs.at(-1) ?? NaN)}`];
   }));
+  // POST->callback p99 per second of the measured run: is the tail spread over the run, or
+  // in its first seconds (a fresh process's code still being compiled and optimized)?
+  const bySecond: number[] = [];
+  for (let sec = 0; ; sec++) {
+    const xs = rows.filter((r) => Math.floor((r.due - from) / 1000) === sec).map((r) => r.total).sort((a, b) => a - b);
+    if (xs.length === 0) break;
+    bySecond.push(r2(percentile(xs, 0.99)));
+  }
   const slow = [...rows].sort((a, b) => b.total - a.total).slice(0, Math.max(1, Math.ceil(rows.length / 100)));
   const slowMedian = Object.fromEntries(HOPS.map((h) => [h, r2(median(slow.map((r) => r[h])))]));
   const largest: Record<string, number> = {};
@@ -127,7 +137,7 @@ function analyse(traceFile: string, dumpFile: string) {
   const slowStall = slow.map(stallIn);
   const stallCpu = mainStalls.reduce((a, s) => a + (s.cpu ?? 0), 0);
   return {
-    n: rows.length, all, slow: { n: slow.length, median: slowMedian, largest,
+    n: rows.length, all, total_p99_by_second: bySecond, slow: { n: slow.length, median: slowMedian, largest,
       with_main_stall: overlap((s) => s.k === 'stall' && s.th === 'main'), with_main_gc: overlap((s) => s.k === 'gc' && s.th === 'main'),
       main_stall_in_life_ms: r2(median(slowStall.map((x) => x.d))),
       main_cpu_in_those_stalls_ms: r2(median(slowStall.map((x) => x.cpu))),
@@ -191,7 +201,7 @@ try {
       const s0 = sched(pid);
       const busy0 = cpuBusy(cores?.server ?? '0');
       const [cmd, args] = pinned('load', process.execPath, [join(ROOT, 'bench', 'openloop.ts'),
-        JSON.stringify({ port: c.port, rate: Number(o.rate), seconds: Number(o.seconds), warmup: 1, callbacks: true, dump })]);
+        JSON.stringify({ port: c.port, rate: Number(o.rate), seconds: Number(o.seconds), warmup: Number(o.warmup), callbacks: true, dump })]);
       const res = JSON.parse(await output(cmd, args));
       const threads = schedDelta(s0, sched(pid));
       const ours = Object.values(threads).reduce((x, t) => x + t.cpu, 0);

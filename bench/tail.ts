@@ -21,6 +21,7 @@ const { values: o } = parseArgs({
   options: {
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '5' },
     variant: { type: 'string', multiple: true, default: ['default:{}'] },
   },
@@ -62,7 +63,7 @@ try {
       }
       const before = threadTicks(c.pids[0]!);
       const [cmd, args] = pinned('load', process.execPath, [join(ROOT, 'bench', 'openloop.ts'),
-        JSON.stringify({ port: c.port, rate: Number(o.rate), seconds: Number(o.seconds), warmup: 1, callbacks: true })]);
+        JSON.stringify({ port: c.port, rate: Number(o.rate), seconds: Number(o.seconds), warmup: Number(o.warmup), callbacks: true })]);
       const res = JSON.parse(await output(cmd, args));
       const after = threadTicks(c.pids[0]!);
       // Time the main thread spent inside group commits (chargegate_db_commit_seconds_sum).

@@ -19,9 +19,9 @@ export const POOL_IDLE_MS = 30_000;
  * Each thread's V8 heap bounds. Unbounded, a worker's heap grew to 172–191 MiB in the 100k
  * drain for ~27 MiB live (V8 grows the heap with the allocation rate); bounded, ~40 MiB
  * (docs/performance.md, RSS peak). 128 MiB of old generation is ~5x the live set measured;
- * a thread that still runs out ends with ERR_WORKER_OUT_OF_MEMORY, its task fails and its
- * rows go back to the table without an attempt (src/dispatch/deliveries.ts), and piscina
- * starts another thread.
+ * a thread that still runs out ends with ERR_WORKER_OUT_OF_MEMORY and its task fails as
+ * when any thread dies (a delivery's rows go back to the table without an attempt, a
+ * decision batch is unknown/worker_error), and piscina starts another thread.
  */
 export const WORKER_HEAP = { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 12 } as const;
 

@@ -378,7 +378,7 @@ async function buildTarget(name, t, node, bundles) {
     const appCache = join(work, 'app.cache');
     const unpacked = [files['better_sqlite3.node'], files['task.cjs'], files['piscina-worker.cjs']];
     const warmArgs = ['make', join(work, 'app.cjs'), appCache, warmDir, ...unpacked];
-    // With the binary's own V8 flags: V8 refuses a code cache made under other flags.
+    // With the binary's own V8 flags: V8 checks a code cache against the flags it was made under.
     exec(node.bin, [...V8_HEAP_FLAGS, join(work, 'warm.cjs'), ...warmArgs], { cwd: work, env });
     exec(node.bin, [...V8_HEAP_FLAGS, join(work, 'warm.cjs'), 'check', join(work, 'app.cjs'), appCache], { cwd: work, env });
     say(`${name}: code cache ${(statSync(appCache).size / 1048576).toFixed(1)} MiB`);

@@ -43,6 +43,15 @@ const SENTINEL_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const RECIPE = 4;
 
 /**
+ * V8 heap bounds of the binary (the SEA's execArgv; every thread's default, workers bound
+ * their own in src/dispatch/pool.ts). V8 sizes its heap by the allocation rate, not by what
+ * is live: in the 100k drain the main thread's heap reached 183–268 MiB for ~32 MiB live.
+ * A 4 MiB semi-space and a 192 MiB old generation keep it near 50 MiB (docs/performance.md,
+ * RSS peak); 192 is 6x the largest live set measured, so a real need still fits.
+ */
+const V8_HEAP_FLAGS = ['--max-semi-space-size=4', '--max-old-space-size=192'];
+
+/**
  * What each target is built from. `integrity` pins the npm tarball of a Node that is not
  * the project's own devDependency (npm's lock file cannot hold a package for another CPU).
  */
@@ -343,7 +352,9 @@ async function buildTarget(name, t, node, bundles) {
     asset('piscina-worker.cjs', hashed('piscina-worker', '.cjs', piscinaWorker.code), piscinaWorker.code),
   ];
 
-  const seaOptions = { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true, execArgvExtension: 'none' };
+  const seaOptions = {
+    disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: true, execArgvExtension: 'none', execArgv: V8_HEAP_FLAGS,
+  };
   const stripped = strippedNode(node, t);
   const key = sha256(
     JSON.stringify({
@@ -388,8 +399,9 @@ async function buildTarget(name, t, node, bundles) {
     const appCache = join(work, 'app.cache');
     const unpacked = [files['better_sqlite3.node'], files['task.cjs'], files['piscina-worker.cjs']];
     const warmArgs = ['make', join(work, 'app.cjs'), appCache, warmDir, ...unpacked];
-    exec(node.bin, [join(work, 'warm.cjs'), ...warmArgs], { cwd: work, env });
-    exec(node.bin, [join(work, 'warm.cjs'), 'check', join(work, 'app.cjs'), appCache], { cwd: work, env });
+    // With the binary's own V8 flags: V8 checks a code cache against the flags it was made under.
+    exec(node.bin, [...V8_HEAP_FLAGS, join(work, 'warm.cjs'), ...warmArgs], { cwd: work, env });
+    exec(node.bin, [...V8_HEAP_FLAGS, join(work, 'warm.cjs'), 'check', join(work, 'app.cjs'), appCache], { cwd: work, env });
     say(`${name}: code cache ${(statSync(appCache).size / 1048576).toFixed(1)} MiB`);
     // The files go after the end of the executable, not into the SEA blob; its one asset
     // is their index (src/runtime/payload.ts says why).

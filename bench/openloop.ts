@@ -12,11 +12,16 @@
 //
 // Prints one JSON line: accept and callback p50/p99/max in ms over the measured requests
 // (those due after the warm-up), non-2xx answers, errors and callbacks missing after the wait.
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 
-const o = JSON.parse(process.argv[2]!) as { port?: number; ports?: number[]; rate: number; seconds: number; warmup: number; callbacks: boolean; waitMs?: number };
+const o = JSON.parse(process.argv[2]!) as {
+  port?: number; ports?: number[]; rate: number; seconds: number; warmup: number; callbacks: boolean; waitMs?: number;
+  /** A file for every measured request's due, answered and callback times (wall-clock ms; bench/hops.ts). */
+  dump?: string;
+};
 const STATION = '123e4567-e89b-12d3-a456-426614174000';
 const TOKEN = 'ABCD-efgh1234567890_~valid.token';
 
@@ -102,6 +107,13 @@ function stats(at: Float64Array): { p50: number; p99: number; max: number; n: nu
   return { p50: q(0.5), p99: q(0.99), max: xs.length ? Math.round(xs.at(-1)! * 100) / 100 : NaN, n: xs.length };
 }
 
+if (o.dump) {
+  // On the wall clock that bench/trace.ts uses in the server, so the two join by request.
+  const at = (xs: Float64Array, i: number) => (Number.isNaN(xs[i]!) ? null : performance.timeOrigin + xs[i]!);
+  const rows: string[] = [];
+  for (let i = first; i < total; i++) rows.push(JSON.stringify([i, at(due, i), at(answered, i), at(called, i)]));
+  writeFileSync(o.dump, `${rows.join('\n')}\n`);
+}
 process.stdout.write(`${JSON.stringify({
   rate: o.rate, seconds: o.seconds, measured, non2xx, errors, send_lag_max_ms: Math.round(sendLag * 100) / 100,
   accept: stats(answered),

@@ -5,7 +5,8 @@
 //
 // Knobs: BENCH_SECONDS (10, per measured load), BENCH_ROUNDS (3), BENCH_DRAIN (100000),
 // BENCH_STARTS (5 starts per contestant), BENCH_CONNECTIONS ("100,1000"), BENCH_RATES
-// ("500,2000"), BENCH_PEER=0 (leave the peer out), BENCH_TOOL=autocannon (even with wrk),
+// ("500,2000"), BENCH_OPEN_WARMUP (3: seconds of open-loop load sent before measuring),
+// BENCH_PEER=0 (leave the peer out), BENCH_TOOL=autocannon (even with wrk),
 // BENCH_OUT (results path), BENCH_CG_ENV (JSON: extra settings for chargegate, for tuning runs),
 // BENCH_PHASES ("start,saturation,open,drain"), BENCH_NICE (-10: the priority of contestants
 // and load when root; 0 leaves it alone), BENCH_PG=0 (leave the PostgreSQL contestants out),
@@ -37,6 +38,10 @@ const OUT = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results.json');
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'start,saturation,open,drain').split(','));
 const CG_ENV = JSON.parse(process.env.BENCH_CG_ENV ?? '{}') as Record<string, string>;
 const WARMUP = Math.min(2, SECONDS);
+// Open loop: requests before this are sent but not measured. A fresh process's first 1-2 s
+// of load run code V8 has not optimized yet; with 1 s, that second held the slowest 1 % of
+// a 10 s run (bench/hops.ts, docs/performance.md): the p99 was a start-up figure.
+const OPEN_WARMUP = Number(process.env.BENCH_OPEN_WARMUP ?? Math.min(3, SECONDS));
 
 pinSelf();
 const work = mkdtempSync(join(tmpdir(), 'cg-bench-'));
@@ -53,7 +58,7 @@ const order = (r: number): Name[] => NAMES.map((_, i) => NAMES[(i + r) % NAMES.l
 const results: Record<string, any> = {
   when: new Date().toISOString(),
   method: {
-    seconds: SECONDS, rounds: ROUNDS, warmup_s: WARMUP, tool: loadTool, pinned: cores, nice: niceness, contestants: NAMES,
+    seconds: SECONDS, rounds: ROUNDS, warmup_s: WARMUP, open_warmup_s: OPEN_WARMUP, tool: loadTool, pinned: cores, nice: niceness, contestants: NAMES,
     chargegate_env: CG_ENV,
   },
   peer_left_out: peerWhy,
@@ -137,7 +142,7 @@ async function openLoopPhase(rate: number) {
     for (const name of order(r)) {
       const c = await startContestant(name, work, { env: envFor(name) });
       const [cmd, args] = pinned('load', process.execPath, [join(ROOT, 'bench', 'openloop.ts'),
-        JSON.stringify({ ports: c.ports, rate, seconds: SECONDS, warmup: 1, callbacks: name !== 'bare' })]);
+        JSON.stringify({ ports: c.ports, rate, seconds: SECONDS, warmup: OPEN_WARMUP, callbacks: name !== 'bare' })]);
       const o = JSON.parse(await output(cmd, args));
       const rss = c.rss();
       await c.stop();

@@ -21,6 +21,7 @@ const { values: o } = parseArgs({
   options: {
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '5' },
     variant: { type: 'string', multiple: true, default: ['default:{}'] },
   },
@@ -62,7 +63,7 @@ try {
       }
       const before = threadTicks(c.pids[0]!);
       const [cmd, args] = pinned('load', process.execPath, [join(ROOT, 'bench', 'openloop.ts'),
-        JSON.stringify({ port: c.port, rate: Number(o.rate), seconds: Number(o.seconds), warmup: 1, callbacks: true })]);
+        JSON.stringify({ port: c.port, rate: Number(o.rate), seconds: Number(o.seconds), warmup: Number(o.warmup), callbacks: true })]);
       const res = JSON.parse(await output(cmd, args));
       const after = threadTicks(c.pids[0]!);
       // Time the main thread spent inside group commits (chargegate_db_commit_seconds_sum).
@@ -75,6 +76,7 @@ try {
         callback_p50: res.callback.p50, callback_p99: res.callback.p99, callback_max: res.callback.max,
         send_lag_max: res.send_lag_max_ms, commit_blocked_ms: Math.round(commitSum * 1000),
         cpu_main_ms: cpu('MainThread'), cpu_workers_ms: cpu('WorkerThread'), cpu_gc_ms: cpu('V8Worker'),
+        cpu_libuv_ms: cpu('libuv-worker'),
       };
       (runs.get(v.name) ?? runs.set(v.name, []).get(v.name)!).push(row);
       process.stderr.write(`tail: round ${r + 1} ${v.name}: ${JSON.stringify(row)}\n`);

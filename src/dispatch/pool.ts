@@ -15,6 +15,16 @@ export interface PoolOptions {
  */
 export const POOL_IDLE_MS = 30_000;
 
+/**
+ * Each thread's V8 heap bounds. Unbounded, a worker's heap grew to 172–191 MiB in the 100k
+ * drain for ~27 MiB live (V8 grows the heap with the allocation rate); bounded, ~40 MiB
+ * (docs/performance.md, RSS peak). 128 MiB of old generation is ~5x the live set measured;
+ * a thread that still runs out ends with ERR_WORKER_OUT_OF_MEMORY and its task fails as
+ * when any thread dies (a delivery's rows go back to the table without an attempt, a
+ * decision batch is unknown/worker_error), and piscina starts another thread.
+ */
+export const WORKER_HEAP = { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 12 } as const;
+
 type Balancer = NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer'] & {};
 type Worker = Parameters<Balancer>[1][number];
 
@@ -60,5 +70,6 @@ export function createPool(opts: PoolOptions): Piscina {
     // 'async' waits with Atomics.waitAsync: same fast hand-off, the loop keeps running.
     atomics: 'async',
     maxQueue: Number.POSITIVE_INFINITY,
+    resourceLimits: { ...WORKER_HEAP },
   });
 }

@@ -68,8 +68,8 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
   let syncing = false;
   // Settlers of groups committed but not yet covered by an fsync.
   let unsynced: Array<(err: unknown) => void> = [];
-  // Groups covered by the fsync under way.
-  let inFsync = 0;
+  // Settlers of the groups covered by the fsync under way (a group that wrote nothing may join).
+  let inFsync: Array<(err: unknown) => void> = [];
   // Set by the shutdown flush: the WAL's descriptor is closed once no fsync uses it (an open
   // descriptor would keep the file SQLite deletes on close allocated until the process ends).
   let closing = false;
@@ -88,20 +88,20 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
     syncing = true;
     const groups = unsynced;
     unsynced = [];
-    inFsync = groups.length;
+    inFsync = groups;
     let fd: number;
     try {
       // Opened once the first commit has made the file; the same inode SQLite writes.
       fd = walFd ??= openSync(walPath!, 'r');
     } catch (err) {
       syncing = false;
-      inFsync = 0;
+      inFsync = [];
       for (const settle of groups) settle(err);
       return;
     }
     fsync(fd, (err) => {
       syncing = false;
-      inFsync = 0;
+      inFsync = [];
       for (const settle of groups) settle(err);
       if (unsynced.length > 0) syncWal();
       else if (closing) closeWal();
@@ -162,6 +162,16 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
       }
     };
     if (!walPath) return settle(null);
+    if (changes === 0) {
+      // A group that wrote nothing (at low rates most are claims that found nothing: one
+      // after every decision and every delivery) needs no fsync of its own, only those of
+      // the groups before it, whose rows it may have read: settled now when they are on
+      // disk, else with them. Each used to cost an fsync, and its claim waited for it.
+      if (!syncing) return settle(null);
+      if (unsynced.length === 0) inFsync.push(settle);
+      else unsynced.push(settle);
+      return;
+    }
     unsynced.push(settle);
     if (!syncing) syncWal();
   }
@@ -202,7 +212,7 @@ export function createCommitter(db: Db, opts: CommitterHooks = {}): Committer {
       return ops.length;
     },
     get unsettled() {
-      return unsynced.length + inFsync;
+      return unsynced.length + inFsync.length;
     },
   };
 }

@@ -105,10 +105,13 @@ for (const engine of ENGINES) {
       assert.equal(typeof delivered.decision_latency_ms, 'number');
 
       // Every accept, decision and delivery is logged with request_id; never the full token.
-      for (const id of [a, b, c, d]) {
+      // The row reads 'delivered' once its commit is visible; the line follows when that
+      // commit's WAL fsync has settled it (src/queue/committer.ts), a moment later.
+      const logged = (id: string) => {
         const msgs = raw.filter((l) => l.includes(id)).map((l) => JSON.parse(l).msg);
-        assert.ok(msgs.includes('accepted') && msgs.includes('decided') && msgs.includes('delivered'), `${id}: ${msgs}`);
-      }
+        return msgs.includes('accepted') && msgs.includes('decided') && msgs.includes('delivered');
+      };
+      await waitFor(() => [a, b, c, d].every(logged), { what: 'accepted, decided and delivered logged for each request' });
       assert.ok(!raw.some((l) => l.includes(ALLOWED) || l.includes(BLOCKED)), 'no full token in any log line');
     });
 

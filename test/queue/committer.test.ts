@@ -129,6 +129,35 @@ describe('group commit with the WAL fsync off the event loop (walPath)', () => {
     assert.equal(errors.length, 1);
   });
 
+  it('a group that wrote nothing needs no fsync of its own: settled at once when nothing before it waits for one', async (t) => {
+    // A WAL that cannot be synced: any fsync this group started would fail it.
+    const { db, insert, committer } = setupWal(t, join(tempDir(t), 'no-such-folder', 'x-wal'));
+    const count = db.prepare('SELECT COUNT(*) FROM item').pluck();
+    assert.equal(await committer.run(() => count.get()), 0, 'a read-only group is not failed by the WAL it did not write');
+    await assert.rejects(committer.run(() => insert.run('a')), { code: 'ENOENT' }, 'a group that wrote still needs its fsync');
+  });
+
+  it('a group that wrote nothing settles only with the groups before it, on their fsync, without another', async (t) => {
+    const { db, insert, committer } = setupWal(t);
+    const count = db.prepare('SELECT COUNT(*) FROM item').pluck();
+    const wrote = committer.run(() => insert.run('a').changes);
+    await new Promise((r) => setImmediate(r)); // committed, its fsync under way
+    assert.equal(committer.unsettled, 1);
+    let readSettled = false;
+    // It read the unsettled row: its answer must not be out before that row is on disk.
+    const read = committer.run(() => count.get()).then((n) => ((readSettled = true), n));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(committer.unsettled, 2, 'the read-only group waits with the group before it');
+    assert.equal(readSettled, false);
+    assert.equal(await wrote, 1);
+    // No event-loop turn passes from here: a second fsync could not have finished.
+    await Promise.resolve();
+    await Promise.resolve();
+    assert.equal(readSettled, true, 'settled by the same fsync as the group before it');
+    assert.equal(await read, 1);
+    assert.equal(committer.unsettled, 0);
+  });
+
   it('flush() at shutdown commits and syncs what is pending, settles it and lets go of the WAL', async (t) => {
     const { path, insert, committer } = setupWal(t);
     // Descriptors of this process open on the WAL: SQLite's own, and the committer's.

@@ -72,6 +72,13 @@ describe('QUEUE_MAX_SIZE across PostgreSQL instances (room taken in blocks)', { 
       Promise.all(Array.from({ length: n }, (_x, i) => who[i % who.length]!.queue.accept(row(i), null, null, null)));
     const open = async () => Number((await a.all<{ n: number }>(
       "SELECT COUNT(*) AS n FROM charging_requests WHERE state IN ('queued','authorizing','delivering')"))[0]!.n);
+    // A burst, then one at a time until full: in a burst a row committed but not yet settled
+    // is counted twice for a moment (refusing early, the documented error), one at a time not.
+    const fill = async (who: typeof a) => {
+      let n = (await burst([who], 30)).filter((o) => o === null).length;
+      for (let i = 0; i < 30 && (await who.queue.accept(row(i), null, null, null)) === null; i++) n++;
+      return n;
+    };
     const depth = async () => Number((await a.all<{ open: number }>('SELECT open FROM queue_depth'))[0]!.open);
 
     const first = await burst([a, b], 60);
@@ -85,8 +92,7 @@ describe('QUEUE_MAX_SIZE across PostgreSQL instances (room taken in blocks)', { 
     await a.all("UPDATE charging_requests SET state = 'delivered', finished_at = 1 WHERE state = 'queued'");
     assert.equal(await depth(), 0);
     await b.queue.close();
-    const again = await burst([a], 30);
-    assert.equal(again.filter((o) => o === null).length, MAX, 'all the room, to the last request');
+    assert.equal(await fill(a), MAX, 'all the room, to the last request');
     assert.equal(await open(), MAX);
 
     // An instance that dies holding room: it is freed once its session is gone.
@@ -109,7 +115,6 @@ describe('QUEUE_MAX_SIZE across PostgreSQL instances (room taken in blocks)', { 
       if (r.instances === 0) await new Promise((res) => setTimeout(res, 100));
     }
     assert.ok(r.instances >= 1, 'the dead instance was found');
-    const rest = await burst([a], 30);
-    assert.equal(rest.filter((o) => o === null).length, MAX - 1, 'all the room but the dead instance\'s open request');
+    assert.equal(await fill(a), MAX - 1, 'all the room but the dead instance\'s open request');
   });
 });

@@ -46,10 +46,12 @@ const RECIPE = 4;
  * V8 heap bounds of the binary (the SEA's execArgv; every thread's default, workers bound
  * their own in src/dispatch/pool.ts). V8 sizes its heap by the allocation rate, not by what
  * is live: in the 100k drain the main thread's heap reached 183–268 MiB for ~32 MiB live.
- * A 4 MiB semi-space and a 192 MiB old generation keep it near 50 MiB (docs/performance.md,
- * RSS peak); 192 is 6x the largest live set measured, so a real need still fits.
+ * An 8 MiB semi-space and a 192 MiB old generation keep the RSS peak under ~190 MiB
+ * (docs/performance.md, RSS peak); 192 is 6x the largest live set measured, so a real need
+ * still fits. 4 MiB semi-spaces bounded it more but cost 0.87x accepts and 0.72x drain in
+ * the executables' A/B (the young generation filled and promoted garbage): 8 MiB costs none.
  */
-const V8_HEAP_FLAGS = ['--max-semi-space-size=4', '--max-old-space-size=192'];
+const V8_HEAP_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=192'];
 
 /**
  * What each target is built from. `integrity` pins the npm tarball of a Node that is not

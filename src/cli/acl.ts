@@ -155,7 +155,17 @@ export function aclEffective(db: Db, full = false): EffectiveRow[] {
       group_name: string | null; allow_offline: number; stations: string; token_type: string | null;
     }
   >;
-  return rows.map((r) => ({
+  return rows.map((r) => effectiveRow(r, full));
+}
+
+/** A row of the acl_effective view (joined with the entry's token_type) as both engines print it. */
+export interface EffectiveSqlRow {
+  token: string; group_name: string | null; state: string; stations: string; valid_from: string | null;
+  expires_at: string | null; allow_offline: number; note: string | null; token_type: string | null;
+}
+
+export function effectiveRow(r: EffectiveSqlRow, full: boolean): EffectiveRow {
+  return {
     token: full ? r.token : maskToken(r.token),
     group: r.group_name,
     state: r.state,
@@ -165,5 +175,5 @@ export function aclEffective(db: Db, full = false): EffectiveRow[] {
     allow_offline: r.allow_offline === 1,
     note: r.note,
     token_type: r.token_type ?? '*',
-  }));
+  } as EffectiveRow;
 }

@@ -76,7 +76,16 @@ export function groupList(db: Db): GroupRow[] {
         (SELECT group_concat(station_id, ';') FROM (SELECT station_id FROM acl_group_stations s WHERE s.group_name = g.name ORDER BY station_id)) AS stations
       FROM acl_groups g ORDER BY g.name`)
     .all() as Array<Omit<GroupRow, 'blocked' | 'allow_offline' | 'stations' | 'all_stations'> & { blocked: number; allow_offline: number; stations: string | null }>;
-  return rows.map((r) => ({
+  return rows.map(groupRow);
+}
+
+/** A group row as both engines read it (flags as 0/1, stations as the ';'-joined scope). */
+export type GroupSqlRow = Omit<GroupRow, 'blocked' | 'allow_offline' | 'stations' | 'all_stations'> & {
+  blocked: number; allow_offline: number; stations: string | null;
+};
+
+export function groupRow(r: GroupSqlRow): GroupRow {
+  return {
     name: r.name,
     tokens: r.tokens,
     ...scopeOf(r.stations),
@@ -85,5 +94,5 @@ export function groupList(db: Db): GroupRow[] {
     expires_at: r.expires_at,
     allow_offline: r.allow_offline === 1,
     note: r.note,
-  }));
+  } as GroupRow;
 }

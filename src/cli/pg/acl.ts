@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres';
 import { hashToken, maskToken } from '../../core/token.ts';
-import { noSuchGroup, type AclEntry, type AclListRow, type EffectiveRow, type ListVersion } from '../acl.ts';
+import { effectiveRow, noSuchGroup, type AclEntry, type AclListRow, type EffectiveRow, type EffectiveSqlRow, type ListVersion } from '../acl.ts';
 import { scopeOf } from '../scope.ts';
 import { usageError } from '../usage.ts';
 
@@ -53,22 +53,9 @@ export async function pgAclList(sql: Sql, full: boolean): Promise<AclListRow[]> 
 }
 
 export async function pgAclEffective(sql: Sql, full: boolean): Promise<EffectiveRow[]> {
-  const rows = await sql<Array<Required<Flags> & {
-    token: string; group_name: string | null; state: string; stations: string; valid_from: string | null;
-    expires_at: string | null; note: string | null; token_type: string | null;
-  }>>`SELECT e.token, e.group_name, e.state, e.stations, e.valid_from, e.expires_at, e.allow_offline, e.note, a.token_type
+  const rows = await sql<EffectiveSqlRow[]>`SELECT e.token, e.group_name, e.state, e.stations, e.valid_from, e.expires_at, e.allow_offline, e.note, a.token_type
     FROM acl_effective e JOIN acl a ON a.token = e.token ORDER BY e.token COLLATE "C"`;
-  return rows.map((r) => ({
-    token: full ? r.token : maskToken(r.token),
-    group: r.group_name,
-    state: r.state,
-    ...scopeOf(r.stations),
-    valid_from: r.valid_from,
-    expires_at: r.expires_at,
-    allow_offline: r.allow_offline === 1,
-    note: r.note,
-    token_type: r.token_type ?? '*',
-  }));
+  return rows.map((r) => effectiveRow(r, full));
 }
 
 /** The version of the last versioned import; 0 before any. */

@@ -1,6 +1,5 @@
 import type { Sql } from 'postgres';
-import type { GroupEntry, GroupRow } from '../groups.ts';
-import { scopeOf } from '../scope.ts';
+import { groupRow, type GroupEntry, type GroupRow, type GroupSqlRow } from '../groups.ts';
 
 // ACL groups on PostgreSQL: src/cli/groups.ts's statements, same rules and results.
 
@@ -36,22 +35,10 @@ export async function pgGroupRemove(sql: Sql, name: string): Promise<{ removed: 
 }
 
 export async function pgGroupList(sql: Sql): Promise<GroupRow[]> {
-  const rows = await sql<Array<{
-    name: string; tokens: number; blocked: number; valid_from: string | null; expires_at: string | null;
-    allow_offline: number; note: string | null; stations: string | null;
-  }>>`SELECT g.name, g.blocked, g.valid_from, g.expires_at, g.allow_offline, g.note,
+  const rows = await sql<GroupSqlRow[]>`SELECT g.name, g.blocked, g.valid_from, g.expires_at, g.allow_offline, g.note,
       (SELECT COUNT(*) FROM acl a WHERE a.group_name = g.name) AS tokens,
       (SELECT string_agg(station_id, ';' ORDER BY station_id COLLATE "C") FROM acl_group_stations s
         WHERE s.group_name = g.name) AS stations
     FROM acl_groups g ORDER BY g.name COLLATE "C"`;
-  return rows.map((r) => ({
-    name: r.name,
-    tokens: r.tokens,
-    ...scopeOf(r.stations),
-    blocked: r.blocked === 1,
-    valid_from: r.valid_from,
-    expires_at: r.expires_at,
-    allow_offline: r.allow_offline === 1,
-    note: r.note,
-  }));
+  return rows.map(groupRow);
 }

@@ -249,8 +249,20 @@ function severalInstances(pg: Engine): void {
       const a = await pg.open(t, { maxOpen: 3 });
       const b = await a.another({ maxOpen: 3 });
       const outcomes = await Promise.all([a, b, a, b, a].map((o) => o.queue.accept(row(1), null, null, null)));
-      assert.equal(outcomes.filter((o) => o === null).length, 3);
-      assert.equal(outcomes.filter((o) => o === 'full').length, 2);
+      // In a burst an instance may be refused while the other holds room it has not spent
+      // (the documented error, one way only: docs/postgres.md); never more than the room.
+      const accepted = outcomes.filter((o) => o === null).length;
+      assert.ok(accepted >= 1 && accepted <= 3, `accepted ${accepted} of 5 with room for 3`);
+      assert.equal(outcomes.filter((o) => o === 'full').length, 5 - accepted);
+      assert.equal(await a.queue.countOpen(), accepted);
+      // One at a time the rest of the room is taken (unspent room goes back within ~1 s), and no more.
+      let open = accepted;
+      await waitFor(async () => {
+        if ((await [a, b][open % 2]!.queue.accept(row(1), null, null, null)) === null) open++;
+        return open === 3;
+      }, { what: 'the rest of the room taken one at a time' });
+      assert.equal(await b.queue.accept(row(1), null, null, null), 'full');
+      assert.equal(await a.queue.accept(row(1), null, null, null), 'full');
       assert.equal(await a.queue.countOpen(), 3);
 
       const c = await a.another();

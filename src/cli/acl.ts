@@ -98,14 +98,21 @@ export function aclList(db: Db, full = false): AclListRow[] {
     .prepare(`SELECT a.token, a.blocked, a.expires_at, a.note,
         (SELECT group_concat(station_id, ';') FROM (SELECT station_id FROM acl_stations s WHERE s.token = a.token ORDER BY station_id)) AS stations
       FROM acl a ORDER BY a.token`)
-    .all() as Array<{ token: string; blocked: number; expires_at: string | null; note: string | null; stations: string | null }>;
-  return rows.map((r) => ({
+    .all() as AclListSqlRow[];
+  return rows.map((r) => aclListRow(r, full));
+}
+
+/** An `acl list` row as both engines read it (blocked as 0/1, stations as the ';'-joined scope). */
+export interface AclListSqlRow { token: string; blocked: number; expires_at: string | null; note: string | null; stations: string | null }
+
+export function aclListRow(r: AclListSqlRow, full: boolean): AclListRow {
+  return {
     token: full ? r.token : maskToken(r.token),
     ...scopeOf(r.stations),
     expires_at: r.expires_at,
     blocked: r.blocked === 1,
     note: r.note,
-  }));
+  };
 }
 
 export interface ImportOptions {

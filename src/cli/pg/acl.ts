@@ -1,14 +1,11 @@
 import type { Sql } from 'postgres';
-import { hashToken, maskToken } from '../../core/token.ts';
-import { effectiveRow, noSuchGroup, type AclEntry, type AclListRow, type EffectiveRow, type EffectiveSqlRow, type ListVersion } from '../acl.ts';
-import { scopeOf } from '../scope.ts';
+import { hashToken } from '../../core/token.ts';
+import { aclListRow, effectiveRow, noSuchGroup, type AclEntry, type AclListRow, type AclListSqlRow, type EffectiveRow, type EffectiveSqlRow, type ListVersion } from '../acl.ts';
 import { usageError } from '../usage.ts';
 
 // ACL entries on PostgreSQL: the statements of src/cli/acl.ts for the `acl` table itself
 // (PostgreSQL needs no generations: a transaction's readers see the old rows or the new
 // ones by MVCC). Orders use COLLATE "C", SQLite's byte order, so both engines list alike.
-
-type Flags = { blocked: number; allow_offline?: number };
 
 /** Adds or replaces one entry (and drops it from the unknown-token list), in one transaction. */
 export async function pgAclAdd(sql: Sql, e: AclEntry): Promise<void> {
@@ -39,17 +36,11 @@ export async function pgAclRemove(sql: Sql, token: string): Promise<boolean> {
 }
 
 export async function pgAclList(sql: Sql, full: boolean): Promise<AclListRow[]> {
-  const rows = await sql<Array<Flags & { token: string; expires_at: string | null; note: string | null; stations: string | null }>>`
+  const rows = await sql<AclListSqlRow[]>`
     SELECT a.token, a.blocked, a.expires_at, a.note,
       (SELECT string_agg(station_id, ';' ORDER BY station_id COLLATE "C") FROM acl_stations s WHERE s.token = a.token) AS stations
     FROM acl a ORDER BY a.token COLLATE "C"`;
-  return rows.map((r) => ({
-    token: full ? r.token : maskToken(r.token),
-    ...scopeOf(r.stations),
-    expires_at: r.expires_at,
-    blocked: r.blocked === 1,
-    note: r.note,
-  }));
+  return rows.map((r) => aclListRow(r, full));
 }
 
 export async function pgAclEffective(sql: Sql, full: boolean): Promise<EffectiveRow[]> {

@@ -9,9 +9,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { openDb } from '../src/queue/db.ts';
+import { migrate } from '../src/queue/migrate.ts';
+import { createStore } from '../src/queue/store.ts';
 import { freePort, has, pinned, start, stopChild, treeRss, type Child } from './lib.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -190,4 +193,23 @@ export function peerReady(): string | null {
     }
   }
   return null;
+}
+
+/** Queued requests written straight into a fresh database, as accepted requests wait in it (the drain phases). */
+export function prefill(work: string, n: number, callbackUrl: string): string {
+  const path = freshDb(work, 'drain');
+  const db = openDb(path, { busyTimeoutMs: 5000 });
+  migrate(db);
+  const store = createStore(db);
+  const now = Date.now();
+  db.transaction(() => {
+    for (let i = 0; i < n; i++) {
+      store.insert({
+        id: randomUUID(), station_id: STATION, driver_token: TOKEN, token_hash: 'h', token_mask: 'ABCD…oken',
+        callback_url: callbackUrl, created_at: now,
+      });
+    }
+  })();
+  db.close();
+  return path;
 }

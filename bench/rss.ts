@@ -9,16 +9,12 @@
 // tried before they go into build.mjs) and bench/probe.ts, which prints each thread's heap peak.
 // Per variant and round: accepted/s and VmHWM (MiB) under saturation; drain seconds, req/s
 // and VmHWM; the medians per variant.
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { openDb } from '../src/queue/db.ts';
-import { migrate } from '../src/queue/migrate.ts';
-import { createStore } from '../src/queue/store.ts';
-import { freshDb, ROOT, startContestant, STATION, TOKEN } from './contestants.ts';
+import { prefill, ROOT, startContestant, STATION, TOKEN } from './contestants.ts';
 import { median, pinned, pinSelf, sleep, start, type Child } from './lib.ts';
 import { saturate } from './saturate.ts';
 
@@ -47,25 +43,6 @@ async function received(rx: Child): Promise<number> {
   return ((await (await fetch(`http://127.0.0.1:${rx.port}/stats`)).json()) as { received: number }).received;
 }
 
-/** Queued requests written straight into a fresh database (as bench/run.ts's drain). */
-function prefill(n: number, callbackUrl: string): string {
-  const path = freshDb(work, 'drain');
-  const db = openDb(path, { busyTimeoutMs: 5000 });
-  migrate(db);
-  const store = createStore(db);
-  const now = Date.now();
-  db.transaction(() => {
-    for (let i = 0; i < n; i++) {
-      store.insert({
-        id: randomUUID(), station_id: STATION, driver_token: TOKEN, token_hash: 'h', token_mask: 'ABCD…oken',
-        callback_url: callbackUrl, created_at: now,
-      });
-    }
-  })();
-  db.close();
-  return path;
-}
-
 const runs = new Map<string, Array<Record<string, number>>>();
 try {
   const rx = await receiver();
@@ -87,7 +64,7 @@ try {
       const satPeak = c.rss().peak;
       await c.stop();
 
-      const db = prefill(n, `http://127.0.0.1:${rx.port}/cb`);
+      const db = prefill(work, n, `http://127.0.0.1:${rx.port}/cb`);
       const base = await received(rx);
       const t0 = performance.now();
       const d = await startContestant('chargegate', work, { db, env: { ...env, QUEUE_MAX_SIZE: String(n * 2) }, ...opts });

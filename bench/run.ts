@@ -13,16 +13,12 @@
 // BENCH_PG_URL (their server: an admin connection; default postgres://postgres@127.0.0.1:5432).
 // PostgreSQL contestants (pg1, pg2: bench/contestants.ts) run the start, saturation and open
 // phases; the drain phase fills a SQLite file, so it is SQLite's only.
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openDb } from '../src/queue/db.ts';
-import { migrate } from '../src/queue/migrate.ts';
-import { createStore } from '../src/queue/store.ts';
 import {
-  BIN, freshDb, peerReady, PG_NAMES, pgReady, ROOT, startContestant, startRedis, STATION, TOKEN, type Name,
+  BIN, prefill, peerReady, PG_NAMES, pgReady, ROOT, startContestant, startRedis, STATION, TOKEN, type Name,
 } from './contestants.ts';
 import { cores, median, niceness, output, pinned, pinSelf, sleep, start, timerFloor, type Child } from './lib.ts';
 import { printTable } from './report.ts';
@@ -176,32 +172,13 @@ function summarize(runs: Record<string, any[]>, keys: string[]) {
   return out;
 }
 
-/** Queued requests written straight into a fresh database, as accepted requests wait in it. */
-function prefill(n: number, callbackUrl: string): string {
-  const path = freshDb(work, 'drain');
-  const db = openDb(path, { busyTimeoutMs: 5000 });
-  migrate(db);
-  const store = createStore(db);
-  const now = Date.now();
-  db.transaction(() => {
-    for (let i = 0; i < n; i++) {
-      store.insert({
-        id: randomUUID(), station_id: STATION, driver_token: TOKEN, token_hash: 'h', token_mask: 'ABCD…oken',
-        callback_url: callbackUrl, created_at: now,
-      });
-    }
-  })();
-  db.close();
-  return path;
-}
-
 /** Start the contestant on n queued requests; the time until the receiver has n callbacks. */
 async function drainPhase(name: 'chargegate' | 'peer') {
   const rx = await receiver();
   const url = `http://127.0.0.1:${rx.port}/cb`;
   let redis = null;
   let db: string | undefined;
-  if (name === 'chargegate') db = prefill(DRAIN_N, url);
+  if (name === 'chargegate') db = prefill(work, DRAIN_N, url);
   else {
     redis = await startRedis(work);
     const fill = join(ROOT, 'bench', 'peer', 'fill.mjs');

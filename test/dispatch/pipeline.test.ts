@@ -82,7 +82,8 @@ for (const engine of ENGINES) {
       const a = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: rx2.url() });
       const b = await post(base, { station_id: S1, driver_token: BLOCKED, callback_url: rx.url() });
       const c = await post(base, { station_id: S1, driver_token: 'unknown-token-0123456789', callback_url: rx.url() });
-      await waitFor(() => rx.calls.length === 2 && rx2.calls.length === 1, { what: 'three callbacks' });
+      // The receiver records a call before its handler has read the row: wait for both.
+      await waitFor(() => rx.calls.length === 2 && seenDecision.has(a), { what: 'three callbacks, the first one checked' });
 
       assert.equal(rx2.calls[0]!.body, JSON.stringify({ station_id: S1, driver_token: ALLOWED, status: 'allowed' }));
       assert.equal(seenDecision.get(a), 'allowed', 'decision was persisted before the callback was sent');

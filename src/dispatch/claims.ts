@@ -7,6 +7,15 @@ import type { Lane, Origins } from './lanes.ts';
 // runs another right after, so no wake-up is lost. Decision slots are reserved before the
 // claim and what it did not fill given back after; delivery slots are taken inside the
 // claim's transaction, per row chosen. All are given back if the claim does not commit.
+//
+// A freed slot (freed()) runs a claim only while the table may hold due rows that no lane
+// holds. At a steady rate every row goes from accept to decision to delivery in memory (the
+// hand-off), and a claim per freed slot found nothing: at 500 req/s those empty claims were
+// the largest single cost of the main thread (docs/performance.md). The flag is set by
+// kick() (rows accepted without a hand-off, left in the table by a decision whose origin had
+// no room, handed back, retried later; other writers; the timer) and cleared by a claim that
+// had room in both lanes, took less than it could and passed over no row for want of room.
+// The timer still looks at least every pollMs, so no due row waits longer than that.
 
 /** Rows per claim: one transaction stays short even when a backlog drains. */
 const MAX_CLAIM = 1024;
@@ -30,8 +39,11 @@ export function createClaimLoop(deps: ClaimDeps) {
   let again = false;
   let stopped = true;
   let timer: NodeJS.Timeout | null = null;
-  // Slots held by the claim under way: the decision slots reserved, the origins taken.
-  let taken: { reserved: boolean; undecided: number; origins: string[] } | null = null;
+  // Whether the table may hold due rows that no lane holds (see above).
+  let dirty = true;
+  // Slots held by the claim under way: the decision slots reserved, the origins taken; the
+  // room it had for deliverable rows, and whether it passed over a due row for want of room.
+  let taken: { reserved: boolean; undecided: number; origins: string[]; deliverable: number; passedOver: boolean } | null = null;
 
   function schedule(ms: number): void {
     if (stopped) return;
@@ -55,19 +67,26 @@ export function createClaimLoop(deps: ClaimDeps) {
       taken!.undecided = n;
       return n;
     },
-    saturated: () => origins.saturated(),
+    saturated(): string[] {
+      const full = origins.saturated();
+      if (full.length > 0) taken!.passedOver = true; // their due rows, if any, are skipped
+      return full;
+    },
     take(origin: string): boolean {
-      if (!origins.tryTake(origin)) return false;
+      if (!origins.tryTake(origin)) {
+        taken!.passedOver = true;
+        return false;
+      }
       taken!.origins.push(origin);
       return true;
     },
-    deliverable: () => Math.min(origins.free, MAX_CLAIM),
+    deliverable: () => (taken!.deliverable = Math.min(origins.free, MAX_CLAIM)),
     // Asked only when the claim did not fill its reservation: a lane with room wants its next due time.
     wantNext: () => ({ undecided: taken!.undecided > 0, deliverable: origins.free > 0 }),
   };
 
   function claim(): Promise<ClaimResult> {
-    taken = { reserved: false, undecided: 0, origins: [] };
+    taken = { reserved: false, undecided: 0, origins: [], deliverable: 0, passedOver: false };
     return queue.claim({ now: now(), leaseMs, ...hooks });
   }
 
@@ -85,7 +104,13 @@ export function createClaimLoop(deps: ClaimDeps) {
     }
   }
 
+  /** Work may be due in the table: look now. */
   function kick(): void {
+    dirty = true;
+    run();
+  }
+
+  function run(): void {
     if (stopped) return;
     if (claiming) {
       again = true;
@@ -97,12 +122,17 @@ export function createClaimLoop(deps: ClaimDeps) {
     claim().then(
       (r) => {
         claiming = false;
-        const reserved = taken!.undecided;
+        const t = taken!;
         settle(r);
         deps.onClaimed(r.undecided, r.deliverable);
-        const full = reserved > 0 && r.undecided.length === reserved;
-        if (full || again) kick();
-        else schedule(r.next === null ? deps.pollMs : r.next - now());
+        const full = t.undecided > 0 && r.undecided.length === t.undecided;
+        if (full || again) {
+          run();
+          return;
+        }
+        // Drained: room in both lanes, less taken than there was room for, nothing passed over.
+        if (t.undecided > 0 && r.deliverable.length < t.deliverable && !t.passedOver) dirty = false;
+        schedule(r.next === null ? deps.pollMs : r.next - now());
       },
       (err) => {
         claiming = false;
@@ -116,6 +146,10 @@ export function createClaimLoop(deps: ClaimDeps) {
 
   return {
     kick,
+    /** A lane slot came free: claim for it only if the table may hold due rows. */
+    freed(): void {
+      if (dirty) run();
+    },
     start(): void {
       stopped = false;
       kick();

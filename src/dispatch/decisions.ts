@@ -40,7 +40,10 @@ export interface DecisionDeps {
   observer?: { decided(d: Decision): void };
   /** The delivery lane: admits decided items before their write, takes them after. */
   deliveries: Pick<Deliveries, 'admit' | 'unadmit' | 'accept'>;
+  /** A decision slot was given back: the claim loop may find work for it. */
   freed: () => void;
+  /** A decided row was left in the table (its origin had no room): the claim loop must look. */
+  requeued: () => void;
 }
 
 type Missing = 'timeout' | 'worker_error';
@@ -147,6 +150,7 @@ export function createDecisions(deps: DecisionDeps) {
     );
     const kept: Item[] = [];
     const keptAdmissions: Admission[] = [];
+    let left = false;
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       const d = decisions[i]!;
@@ -169,13 +173,15 @@ export function createDecisions(deps: DecisionDeps) {
       );
       if (admissions[i] === 'none') {
         inflight.finish(it); // waits in the table until its origin has room
+        left = true;
       } else {
         kept.push(it);
         keptAdmissions.push(admissions[i]!);
       }
     }
     if (kept.length) deps.deliveries.accept(kept, keptAdmissions);
-    deps.freed();
+    if (left) deps.requeued();
+    else deps.freed();
   }
 
   return {

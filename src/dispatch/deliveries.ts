@@ -49,6 +49,8 @@ export interface DeliveryDeps {
   observer?: { attempted(r: AttemptRecord): void };
   /** A slot was given back: the claim loop may find work for it. */
   freed: () => void;
+  /** Rows went back to the table (handed back, or a retry due later): the claim loop must look. */
+  requeued: () => void;
 }
 
 export function createDeliveries(deps: DeliveryDeps) {
@@ -141,6 +143,7 @@ export function createDeliveries(deps: DeliveryDeps) {
       await commitPersistently(() => queue.release(items, now(), due), {
         log, what: 'handed-back rows', count: items.length, giveUp: deps.stopping,
       });
+      deps.requeued();
       return;
     }
     if (o.kind === 'lost') {
@@ -168,6 +171,7 @@ export function createDeliveries(deps: DeliveryDeps) {
       { log, what: 'delivery results', count: records.length, giveUp: deps.stopping },
     );
     const finals: Array<string | null> = [];
+    let retries = false;
     for (let i = 0; i < made.length; i++) {
       const it = made[i]!;
       const rec = records[i]!;
@@ -179,6 +183,7 @@ export function createDeliveries(deps: DeliveryDeps) {
         continue;
       }
       if (rec.outcome !== 'retry') finals.push(it.client);
+      else retries = true;
       deps.observer?.attempted(rec);
       log.info(
         {
@@ -190,6 +195,8 @@ export function createDeliveries(deps: DeliveryDeps) {
     }
     deps.depth.finished(finals);
     finish(items);
+    // The claim loop learns the retry's due time (its timer may be set for later).
+    if (retries) deps.requeued();
   }
 
   return {

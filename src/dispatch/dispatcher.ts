@@ -94,9 +94,10 @@ export function createDispatcher(deps: DispatcherDeps) {
   const origins = createOrigins(deliveryLane, config.callbackMaxInFlightPerOrigin);
   const runner = createDeadlineRunner(deps.pool, { slots: sizes.tasksPerThread * config.workers + 64 });
 
-  const freed = () => claims.kick();
+  const freed = () => claims.freed();
+  const requeued = () => claims.kick();
   const deliveries = createDeliveries({
-    queue, depth, runner, inflight, origins, log, now, random, freed, stopping, closed, batchSize,
+    queue, depth, runner, inflight, origins, log, now, random, freed, requeued, stopping, closed, batchSize,
     maxWaitingTotal: sizes.deliveryItems,
     timeoutMs: config.callbackTimeoutMs,
     allowedHosts: config.callbackAllowedHosts,
@@ -106,7 +107,7 @@ export function createDispatcher(deps: DispatcherDeps) {
     ...(deps.observer ? { observer: deps.observer } : {}),
   });
   const decisions = createDecisions({
-    queue, runner, inflight, log, now, freed, stopping, closed, batchSize,
+    queue, runner, inflight, log, now, freed, requeued, stopping, closed, batchSize,
     lane: decisionLane,
     tasks: decideTasks,
     dbPath: config.dbPath,

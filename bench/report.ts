@@ -61,6 +61,56 @@ function printPgTable(s: R): void {
     ' the PostgreSQL server is unpinned)');
 }
 
+/** bench/scaling.ts's rows (issue 16 item 4): how cost grows with the work. */
+function printScaling(sc: R): void {
+  const rows: string[][] = [['how cost grows (bench/scaling.ts)', 'figure', 'target']];
+  const st = (x: R | undefined, d = 1) => (x ? `${num(x.p50, d)}/${num(x.p99, d)}/${num(x.max, d)}` : '-');
+  const n = Number(sc.aclRows).toLocaleString('en');
+  for (const imp of (sc.aclImport ?? []) as R[]) {
+    const hold = imp.longestWriteLockHoldMs as R;
+    rows.push([`acl import --replace ${n} ${imp.label}`,
+      `${num(imp.wallS, 1)} s wall (in force at ${num(imp.inForceAtS, 1)} s), ${num(imp.cpuS, 1)} s CPU, peak RSS ${num(imp.peakRssMiB)} MiB`,
+      '≤ 30 s, ≤ 200 MB']);
+    rows.push(['  a concurrent writer refused for (ms)', `${num(hold?.atLeast)}–${num(hold?.atMost)} (probe paused up to ${num(imp.probePausedUpToMs)})`,
+      '≤ 100']);
+    const a = imp.acceptDuringImport as R;
+    rows.push(['  accept p50/p99/max ms meanwhile (100/s)', `${st(a)}, ${num(a?.non202)} of ${num(a?.n)} not 202`, '']);
+  }
+  const bad = sc.aclImportBadLine as R | undefined;
+  if (bad) rows.push([`  a malformed line at row ${Number(bad.badRow).toLocaleString('en')}`, `${bad.unchanged ? 'refused, list unchanged' : 'LIST CHANGED'} after ${num(bad.refusedAfterS, 1)} s`, 'unchanged']);
+  const dl = sc.decisionLatency as R | undefined;
+  if (dl) {
+    const big = `entries${sc.aclRows}`;
+    rows.push(['decide() µs p50/p99/max, 10 entries', st(dl.decideMicroseconds?.entries10), '']);
+    rows.push([`decide() µs p50/p99/max, ${n} entries`, st(dl.decideMicroseconds?.[big]), '']);
+    const e2e = (xs: R[] | undefined) => (xs ?? []).map((x) => st(x)).join(' | ');
+    rows.push(['POST→callback ms @200/s by round, 10 entries', e2e(dl.postToCallbackMs200PerS?.entries10), '']);
+    rows.push([`POST→callback ms @200/s by round, ${n} entries`, e2e(dl.postToCallbackMs200PerS?.[big]), '']);
+  }
+  const ac = sc.acceptPerS as R | undefined;
+  if (ac) {
+    rows.push(['accepted req/s @100 conns, empty queue (rounds)', (ac.empty as number[]).join(', '), '']);
+    rows.push(['accepted req/s @100 conns, full backlog (rounds)', `${(ac.backlog as number[]).join(', ')} (best/best ${num(ac.ratio, 2)})`, '']);
+  }
+  const hm = sc.healthAndMetricsMs as R | undefined;
+  if (hm) {
+    for (const path of ['health', 'metrics']) {
+      rows.push([`/${path} ms p50/p99/max, empty | backlog of ${num(hm.backlog?.openRequests)}`, `${st(hm.empty?.[path], 2)} | ${st(hm.backlog?.[path], 2)}`, '']);
+    }
+  }
+  const or = sc.callbackOrigins500PerS as R | undefined;
+  if (or) {
+    for (const k of ['origins1', 'origins1000']) {
+      const xs = (or[k] ?? []) as R[];
+      rows.push([`${k.slice(7)} callback origin(s) @500/s: delivered/s, ms p50/p99/max`, xs.map((x) => `${num(x.deliveredPerS)}/s ${st(x)}, lost ${num(x.lost)}`).join(' | '), '']);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log('');
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  console.log(`(${sc.method}; load average at start/end ${JSON.stringify(sc.loadAverage)})`);
+}
+
 export function printTable(s: R): void {
   // Figures: medians over rounds. Ratios: medians of the per-round ratios (paired), except the
   // drain's, which divides by bare's median accept rate.
@@ -118,4 +168,5 @@ export function printTable(s: R): void {
   }
   if ((s.method as R).contestants?.includes('pg1')) printPgTable(s);
   else if (s.pg_left_out) console.log(`(PostgreSQL rows left out: ${s.pg_left_out})`);
+  if (s.scaling) printScaling(s.scaling as R);
 }

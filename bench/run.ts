@@ -8,12 +8,14 @@
 // ("500,2000"), BENCH_OPEN_WARMUP (3: seconds of open-loop load sent before measuring),
 // BENCH_PEER=0 (leave the peer out), BENCH_TOOL=autocannon (even with wrk),
 // BENCH_OUT (results path), BENCH_CG_ENV (JSON: extra settings for chargegate, for tuning runs),
-// BENCH_PHASES ("start,saturation,open,drain"), BENCH_NICE (-10: the priority of contestants
+// BENCH_PHASES ("start,saturation,open,drain,scaling"; scaling = bench/scaling.ts, its
+// own SCALING_* knobs), BENCH_NICE (-10: the priority of contestants
 // and load when root; 0 leaves it alone), BENCH_PG=0 (leave the PostgreSQL contestants out),
 // BENCH_PG_URL (their server: an admin connection; default postgres://postgres@127.0.0.1:5432).
 // PostgreSQL contestants (pg1, pg2: bench/contestants.ts) run the start, saturation and open
 // phases; the drain phase fills a SQLite file, so it is SQLite's only.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -31,7 +33,7 @@ const STARTS = Number(process.env.BENCH_STARTS ?? 5);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '100,1000').split(',').map(Number);
 const RATES = (process.env.BENCH_RATES ?? '500,2000').split(',').map(Number);
 const OUT = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results.json');
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'start,saturation,open,drain').split(','));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'start,saturation,open,drain,scaling').split(','));
 const CG_ENV = JSON.parse(process.env.BENCH_CG_ENV ?? '{}') as Record<string, string>;
 const WARMUP = Math.min(2, SECONDS);
 // Open loop: requests before this are sent but not measured. A fresh process's first 1-2 s
@@ -208,6 +210,21 @@ async function drainPhase(name: 'chargegate' | 'peer') {
   };
 }
 
+/**
+ * How cost grows with the work (issue 16 item 4): bench/scaling.ts in its own process, which
+ * pins itself as this one does; its figures join results.json and the printed table.
+ */
+async function scalingPhase(): Promise<Record<string, unknown>> {
+  const out = join(work, 'scaling.json');
+  const child = spawn(process.execPath, [join(ROOT, 'bench', 'scaling.ts')], {
+    env: { ...process.env, SCALING_OUT: out },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  if (code !== 0) throw new Error(`bench/scaling.ts exited ${code}`);
+  return JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+}
+
 try {
   const where = cores ? `server CPU ${cores.server}, load CPU ${cores.load}` : 'no (taskset missing or 1 CPU)';
   log(`${BIN}; load: ${loadTool}; pinned: ${where}; nice ${niceness}`);
@@ -221,6 +238,7 @@ try {
   results.drain = {};
   if (PHASES.has('drain')) results.drain.chargegate = await drainPhase('chargegate');
   if (PHASES.has('drain') && NAMES.includes('peer')) results.drain.peer = await drainPhase('peer');
+  if (PHASES.has('scaling')) results.scaling = await scalingPhase();
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -9,7 +9,8 @@ import { buildBinary } from '../support/binary.ts';
 import { PG_ADMIN_URL, pgReachable } from '../support/pgadmin.ts';
 import { tempDir } from '../support/tmp.ts';
 
-// `npm run bench` end to end at tiny sizes (1 s loads, one round, 300 queued requests):
+// `npm run bench` end to end at tiny sizes (1 s loads, one round, 300 queued requests, the
+// scaling rows with 3,000 ACL entries):
 // every phase runs against the built executable and bare Hapi (and the peer when its
 // packages are installed and redis-server is here; the executable on PostgreSQL, one and two
 // instances, when the local server answers), and results.json holds every figure.
@@ -27,6 +28,7 @@ describe('npm run bench (smoke)', () => {
     const env = {
       ...process.env, BENCH_SECONDS: '1', BENCH_ROUNDS: '1', BENCH_STARTS: '1', BENCH_DRAIN: '300', BENCH_CONNECTIONS: '10',
       BENCH_RATES: '100', BENCH_OUT: out, BENCH_PEER: peer ? '1' : '0', BENCH_PG: pg ? '1' : '0', BENCH_PG_URL: PG_URL,
+      SCALING_ACL_ROWS: '3000', SCALING_SECONDS: '1', SCALING_BACKLOG: '500',
     };
     let benchPid = 0;
     const table = await new Promise<string>((resolve, reject) => {
@@ -62,5 +64,18 @@ describe('npm run bench (smoke)', () => {
     }
     assert.match(table, /accepted req\/s @10 conns/);
     assert.match(table, /drain 300 queued/);
+    // The scaling rows (bench/scaling.ts) at tiny sizes: the import of 3,000 entries twice,
+    // the malformed line refused with the list unchanged, every other row measured.
+    const sc = r.scaling;
+    assert.equal(sc.aclRows, 3000);
+    assert.equal(sc.aclImport.length, 2);
+    for (const imp of sc.aclImport) assert.ok(imp.peakRssMiB > 0 && imp.cpuS >= 0 && imp.wallS > 0, JSON.stringify(imp));
+    assert.equal(sc.aclImportBadLine.unchanged, true);
+    assert.ok(sc.decisionLatency.decideMicroseconds.entries3000.p50 > 0);
+    assert.equal(sc.healthAndMetricsMs.backlog.openRequests, 500);
+    assert.ok(sc.acceptPerS.best.empty > 0 && sc.acceptPerS.best.backlog > 0);
+    for (const x of [...sc.callbackOrigins500PerS.origins1, ...sc.callbackOrigins500PerS.origins1000]) assert.equal(x.lost, 0);
+    assert.match(table, /acl import --replace 3,000 over a 1-entry list/);
+    assert.match(table, /1000 callback origin\(s\) @500\/s/);
   });
 });

@@ -63,6 +63,27 @@ function attempts(path: string, id: string) {
 
 for (const engine of ENGINES) {
   describe(`pipeline in one process on ${engine.name}`, { skip: engine.skip }, () => {
+    it('at a trickle every request goes from accept to decision to delivery in memory: finished work runs no claims', async (t) => {
+      const rx = await startReceiver();
+      t.after(rx.close);
+      const { app, base, data } = await appOn(t, engine);
+      await data.run('INSERT INTO acl (token, blocked) VALUES (?, 0)', ALLOWED);
+      let claims = 0;
+      const claim = app.queue.claim.bind(app.queue);
+      app.queue.claim = (req) => {
+        claims++;
+        return claim(req);
+      };
+      const N = 30;
+      for (let i = 0; i < N; i++) {
+        const id = await post(base, { station_id: S1, driver_token: ALLOWED, callback_url: rx.url() });
+        await waitFor(() => rx.callsFor(id).length === 1, { what: `callback ${i}` });
+      }
+      // A claim per finished decision and delivery would be 2 per request; what remains is
+      // the poll timer's look every second (src/dispatch/claims.ts).
+      assert.ok(claims < N / 2, `${claims} claims for ${N} requests`);
+    });
+
     it('decides allowed / not_allowed / invalid and POSTs exactly the SPEC body, decision persisted first', async (t) => {
       const rx = await startReceiver();
       t.after(rx.close);

@@ -8,6 +8,7 @@ import { createServer, type HttpLimits } from './http/server.ts';
 import { loadTls } from './http/tls.ts';
 import { createIntake, IDEMPOTENCY_TTL_MS } from './queue/intake.ts';
 import { createMetrics } from './observe/metrics.ts';
+import { createCheckpointer, type Checkpointer } from './queue/checkpointer.ts';
 import { createDepth } from './queue/depth.ts';
 import { openQueue } from './queue/open.ts';
 import { createRetention } from './queue/retention.ts';
@@ -46,6 +47,8 @@ export async function createApp(opts: AppOptions) {
   const paths = runtimePaths();
   let metrics: ReturnType<typeof createMetrics> | null = null;
   const writes = createWriteWatch();
+  // SQLite only: the WAL checkpoint off the event loop (src/queue/checkpointer.ts).
+  let checkpointer: Checkpointer | null = null;
   // Set when the database can no longer be trusted until a restart; see openQueue.
   let onLost = (_why: string): void => undefined;
   const { queue, fault, db } = await openQueue(config, {
@@ -54,6 +57,7 @@ export async function createApp(opts: AppOptions) {
       onCommit: (ops, ms, changes) => {
         metrics?.committed(ops, ms);
         writes.committed(changes);
+        checkpointer?.committed(changes);
       },
       onError: (err) => writes.failed(err),
     },
@@ -61,6 +65,18 @@ export async function createApp(opts: AppOptions) {
   });
   const depth = await createDepth(queue, config.queueMaxSize, { maxPerClient: config.queueMaxPerClient });
   const pool = createPool({ filename: paths.workerFile, threads: config.workers, concurrency: laneSizes(config).tasksPerThread });
+  // A thread of its own, so a checkpoint's fsync on a slow disk holds up no decision or POST;
+  // it ends 30 s after the last checkpoint, as the pool's threads do.
+  const checkpoints = db ? createPool({ filename: paths.workerFile, threads: 1, concurrency: 1 }) : null;
+  if (db && checkpoints) {
+    db.pragma('wal_autocheckpoint = 0');
+    const task = { dbPath: config.dbPath, nativeBinding: paths.nativeBinding };
+    checkpointer = createCheckpointer({
+      run: () => checkpoints.run(task, { name: 'checkpoint' }),
+      fallback: () => queue.compact(),
+      log,
+    });
+  }
   // Why the first thread did not start (src/dispatch/pool.ts starts threads with the work).
   let threadFault: string | null = null;
   const health = createHealth({
@@ -220,6 +236,8 @@ export async function createApp(opts: AppOptions) {
         const { released } = await dispatcher.stop(config.shutdownTimeoutMs);
         await server.stop({ timeout: Math.min(5000, config.shutdownTimeoutMs) });
         await pool.destroy();
+        await checkpointer?.stop();
+        await checkpoints?.destroy();
         // Last: on SQLite this releases the file's lock, and another chargegate may start on it.
         await queue.close();
         log.info({ released }, 'stopped');

@@ -5,11 +5,15 @@ import type { Logger } from 'pino';
 // with an fsync of the database file, several times a second under load; on a busy disk one
 // such fsync held the event loop for 0.5 s (docs/performance.md). The service's connection
 // runs with wal_autocheckpoint = 0 and this runs a PASSIVE checkpoint in a pool thread
-// instead (workers/checkpoint.ts): at most one at a time, at most one per INTERVAL_MS while
-// commits write, none while nothing is written (an idle gateway leaves the disk alone).
+// instead (workers/checkpoint.ts): at most one at a time, at most one per INTERVAL_MS, and
+// only once MIN_CHANGES rows were written since the last one: like SQLite's own threshold
+// (1,000 pages), a few writes (a start, a trickle) stay in the WAL, so the database file is
+// not rewritten for them and an idle gateway leaves the disk alone.
 
 /** Longest a written WAL waits for its checkpoint: at full load a few MB of WAL at most. */
 export const CHECKPOINT_INTERVAL_MS = 250;
+/** Rows written since the last checkpoint before the next one: ~200 requests' worth. */
+export const CHECKPOINT_MIN_CHANGES = 1000;
 
 export interface CheckpointerDeps {
   /** The checkpoint in a pool thread. */
@@ -18,11 +22,14 @@ export interface CheckpointerDeps {
   fallback: () => Promise<unknown>;
   log: Logger;
   intervalMs?: number;
+  minChanges?: number;
 }
 
 export function createCheckpointer(deps: CheckpointerDeps) {
   const intervalMs = deps.intervalMs ?? CHECKPOINT_INTERVAL_MS;
-  let written = false;
+  const minChanges = deps.minChanges ?? CHECKPOINT_MIN_CHANGES;
+  // Rows written since the last checkpoint began.
+  let written = 0;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let stopped = false;
@@ -37,8 +44,8 @@ export function createCheckpointer(deps: CheckpointerDeps) {
 
   function due(): void {
     timer = null;
-    if (stopped || !written) return;
-    written = false;
+    if (stopped || written < minChanges) return;
+    written = 0;
     running = deps.run().then(
       () => undefined,
       async (err: unknown) => {
@@ -49,7 +56,7 @@ export function createCheckpointer(deps: CheckpointerDeps) {
     ).finally(() => {
       count++;
       running = null;
-      if (written) schedule();
+      if (written >= minChanges) schedule();
     });
   }
 
@@ -57,8 +64,8 @@ export function createCheckpointer(deps: CheckpointerDeps) {
     /** After each commit: `changes` rows written (0: the commit wrote nothing). */
     committed(changes: number): void {
       if (changes === 0 || stopped) return;
-      written = true;
-      schedule();
+      written += changes;
+      if (written >= minChanges) schedule();
     },
     /** Checkpoints run so far (tests). */
     get count(): number {

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { ROOT, startContestant } from './contestants.ts';
-import { median, output, pinned, pinSelf } from './lib.ts';
+import { median, output, pinned, pinSelf, threadTicks } from './lib.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -30,21 +30,6 @@ const variants = o.variant!.map((v) => {
   const i = v.indexOf(':');
   return { name: v.slice(0, i), env: JSON.parse(v.slice(i + 1)) as Record<string, string> };
 });
-
-/** CPU ticks (utime + stime) per thread name, summed over threads of the same name. */
-function threadTicks(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      out.set(comm, (out.get(comm) ?? 0) + Number(f[11]) + Number(f[12]));
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
 
 pinSelf();
 const work = mkdtempSync(join(tmpdir(), 'cg-tail-'));

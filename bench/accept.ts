@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, STATION, TOKEN, startContestant, type Running } from './contestants.ts';
-import { median, pinned, pinSelf, start, threadTicks } from './lib.ts';
+import { median, medianRow, parseVariant, pinSelf, pinned, start, threadTicks } from './lib.ts';
 import { saturate } from './saturate.ts';
 
 const { values: o } = parseArgs({
@@ -27,10 +27,7 @@ const { values: o } = parseArgs({
     variant: { type: 'string', multiple: true, default: [] },
   },
 });
-const variants: Array<{ name: string; env: Record<string, string> | null }> = o.variant!.map((v) => {
-  const i = v.indexOf(':');
-  return { name: v.slice(0, i), env: JSON.parse(v.slice(i + 1)) as Record<string, string> };
-});
+const variants: Array<{ name: string; env: Record<string, string> | null }> = o.variant!.map(parseVariant);
 if (o.bare) variants.unshift({ name: 'bare', env: null });
 if (variants.length === 0) throw new Error('nothing to measure: give --bare and/or --variant name:{settings}');
 
@@ -80,7 +77,7 @@ try {
 }
 const base = runs.get(variants[0]!.name)!;
 for (const [name, rows] of runs) {
-  const m = Object.fromEntries(Object.keys(rows[0]!).map((k) => [k, median(rows.map((x) => x[k]!))]));
+  const m = medianRow(rows);
   // The ratio per round to the first contestant of that round's list, then the median.
   const ratio = median(rows.map((x, i) => x.rps! / base[i]!.rps!));
   console.log(`${name}: ${JSON.stringify({ ...m, rps_vs_first: Number(ratio.toFixed(2)) })}`);

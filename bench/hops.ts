@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ROOT, startContestant } from './contestants.ts';
-import { cores, median, output, percentile, pinned, pinSelf } from './lib.ts';
+import { cores, median, output, parseVariant, percentile, pinSelf, pinned } from './lib.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -34,10 +34,7 @@ const { values: o } = parseArgs({
     keep: { type: 'string' },
   },
 });
-const variants = o.variant!.map((v) => {
-  const i = v.indexOf(':');
-  return { name: v.slice(0, i), env: JSON.parse(v.slice(i + 1)) as Record<string, string> };
-});
+const variants = o.variant!.map(parseVariant);
 const HOPS = ['accept', 'to_decide', 'decide', 'record', 'to_post', 'post', 'total'] as const;
 type Hop = (typeof HOPS)[number];
 

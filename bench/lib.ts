@@ -182,3 +182,13 @@ export function threadTicks(pid: number): Map<string, number> {
   return out;
 }
 
+/** A `--variant name:{json}` of the A/B tools: its name and settings (environment, `@bin`, …). */
+export function parseVariant(v: string): { name: string; env: Record<string, string> } {
+  const i = v.indexOf(':');
+  return { name: v.slice(0, i), env: JSON.parse(v.slice(i + 1)) as Record<string, string> };
+}
+
+/** Each figure's median over the rounds of one variant. */
+export function medianRow(rows: Array<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.keys(rows[0]!).map((k) => [k, median(rows.map((x) => x[k]!))]));
+}

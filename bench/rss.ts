@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { prefill, ROOT, startContestant, STATION, TOKEN } from './contestants.ts';
-import { median, pinned, pinSelf, sleep, start, type Child } from './lib.ts';
+import { medianRow, parseVariant, pinSelf, pinned, sleep, start, type Child } from './lib.ts';
 import { saturate } from './saturate.ts';
 
 const { values: o } = parseArgs({
@@ -27,10 +27,7 @@ const { values: o } = parseArgs({
     variant: { type: 'string', multiple: true, default: ['default:{}'] },
   },
 });
-const variants = o.variant!.map((v) => {
-  const i = v.indexOf(':');
-  return { name: v.slice(0, i), env: JSON.parse(v.slice(i + 1)) as Record<string, string> };
-});
+const variants = o.variant!.map(parseVariant);
 
 pinSelf();
 const work = mkdtempSync(join(tmpdir(), 'cg-rss-'));
@@ -90,6 +87,6 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 for (const [name, rows] of runs) {
-  const m = Object.fromEntries(Object.keys(rows[0]!).map((k) => [k, median(rows.map((x) => x[k]!))]));
+  const m = medianRow(rows);
   console.log(`${name}: ${JSON.stringify(m)}`);
 }

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { ROOT, startContestant } from './contestants.ts';
-import { median, output, pinned, pinSelf, threadTicks } from './lib.ts';
+import { medianRow, output, parseVariant, pinSelf, pinned, threadTicks } from './lib.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -26,10 +26,7 @@ const { values: o } = parseArgs({
     variant: { type: 'string', multiple: true, default: ['default:{}'] },
   },
 });
-const variants = o.variant!.map((v) => {
-  const i = v.indexOf(':');
-  return { name: v.slice(0, i), env: JSON.parse(v.slice(i + 1)) as Record<string, string> };
-});
+const variants = o.variant!.map(parseVariant);
 
 pinSelf();
 const work = mkdtempSync(join(tmpdir(), 'cg-tail-'));
@@ -71,6 +68,6 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 for (const [name, rows] of runs) {
-  const m = Object.fromEntries(Object.keys(rows[0]!).map((k) => [k, median(rows.map((x) => x[k]!))]));
+  const m = medianRow(rows);
   console.log(`${name}: ${JSON.stringify(m)}`);
 }
